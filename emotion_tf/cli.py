@@ -1,0 +1,233 @@
+"""The `emotion-tf` command line: thin click commands over the library functions."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from emotion_tf import __version__
+from emotion_tf.errors import EmotionTFError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out of output
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def friendly_errors(func: Callable) -> Callable:
+    """Turn library errors into one-line messages and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except EmotionTFError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="emotion-tf")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """Train, export, evaluate and run AlexNet happy/sad facial-expression classifiers."""
+    _setup_logging(verbose)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="YAML config (default: built-in defaults; see configs/).",
+)
+@click.option("--data-dir", help="Folder with train/ and validation/ class sub-folders.")
+@click.option("--run-dir", help="Where checkpoints, logs, metrics and the export go.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override any config field, e.g. --set train.epochs=5 (repeatable).",
+)
+@click.option("--no-export", is_flag=True, help="Skip the SavedModel export at the end.")
+@friendly_errors
+def train(
+    config_path: str | None,
+    data_dir: str | None,
+    run_dir: str | None,
+    overrides: tuple[str, ...],
+    no_export: bool,
+) -> None:
+    """Train AlexNet on DATA_DIR/train, validate on DATA_DIR/validation, then export."""
+    from emotion_tf.config import load_config
+    from emotion_tf.metrics import format_metrics
+    from emotion_tf.train.trainer import train as run_training
+
+    extra: dict[str, Any] = {}
+    if data_dir:
+        extra["data"] = {"data_dir": data_dir}
+    if run_dir:
+        extra["train"] = {"run_dir": run_dir}
+    config = load_config(config_path, overrides, extra)
+    result = run_training(config, export=not no_export)
+    click.echo(format_metrics(result.metrics))
+    if result.skipped:
+        click.echo(f"skipped {len(result.skipped)} undecodable file(s); see run_info.json")
+    click.echo(f"run directory: {result.run_dir}")
+    if result.export_path:
+        click.echo(f"export: {result.export_path}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--export-dir", help="Export base (default: RUN_DIR/export).")
+@click.option("--version", "version", type=int, help="Version number (default: next free).")
+@friendly_errors
+def export(run_dir: str, export_dir: str | None, version: int | None) -> None:
+    """Export RUN_DIR's best checkpoint as a versioned SavedModel for TF Serving."""
+    from emotion_tf.export import export_model
+    from emotion_tf.run_dir import load_run
+
+    run = load_run(Path(run_dir))
+    target = export_model(
+        run.model,
+        Path(export_dir) if export_dir else run.export_dir,
+        run.class_names,
+        version=version,
+        metadata=run.export_metadata(),
+    )
+    click.echo(str(target))
+
+
+def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([row.to_dict() for row in rows], indent=2)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["path", "label", "confidence", *class_names, "error"])
+        for row in rows:
+            probs = row.probabilities or {}
+            writer.writerow(
+                [
+                    row.path,
+                    row.label or "",
+                    "" if row.confidence is None else f"{row.confidence:.6f}",
+                    *[f"{probs[n]:.6f}" if n in probs else "" for n in class_names],
+                    row.error or "",
+                ]
+            )
+        return buffer.getvalue().rstrip("\n")
+    width = max([len(r.path) for r in rows] + [4])
+    lines = [
+        f"{'path':<{width}}  {'label':<8}{'conf':>7}  " + "  ".join(f"{n:>7}" for n in class_names)
+    ]
+    for row in rows:
+        if row.error:
+            lines.append(f"{row.path:<{width}}  ERROR: {row.error}")
+            continue
+        probs = "  ".join(f"{row.probabilities[n]:>7.3f}" for n in class_names)
+        lines.append(f"{row.path:<{width}}  {row.label:<8}{row.confidence:>7.3f}  {probs}")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("model")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--batch-size", default=64, show_default=True)
+@friendly_errors
+def predict(model: str, paths: tuple[str, ...], fmt: str, batch_size: int) -> None:
+    """Predict labels for image files and folders (recursively) with the export at MODEL.
+
+    MODEL is an export base (newest version), a version folder, or a run directory.
+    Exits with status 1 if any input could not be predicted.
+    """
+    from emotion_tf.export import LoadedExport
+    from emotion_tf.predict import predict_paths
+
+    loaded = LoadedExport(model)
+    rows = list(predict_paths(loaded, paths, batch_size=batch_size))
+    click.echo(_format_rows(rows, loaded.class_names, fmt))
+    failed = sum(1 for row in rows if row.error)
+    if failed:
+        click.echo(f"{failed} of {len(rows)} input(s) failed", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("model")
+@click.argument("data_dir", type=click.Path(file_okay=False))
+@click.option("--output", type=click.Path(dir_okay=False), help="Also write metrics JSON here.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@friendly_errors
+def evaluate(model: str, data_dir: str, output: str | None, fmt: str) -> None:
+    """Accuracy, per-class precision/recall/F1 and confusion matrix of MODEL on DATA_DIR.
+
+    DATA_DIR is a folder of class sub-folders, or a data dir whose validation/ split is used.
+    """
+    from emotion_tf.evaluate import evaluate_export
+    from emotion_tf.export import LoadedExport
+    from emotion_tf.io_utils import atomic_write_json
+    from emotion_tf.metrics import format_metrics
+
+    metrics = evaluate_export(LoadedExport(model), Path(data_dir))
+    click.echo(json.dumps(metrics, indent=2) if fmt == "json" else format_metrics(metrics))
+    for item in metrics["errors"]:
+        click.echo(f"skipped {item['path']}: {item['error']}", err=True)
+    if output:
+        atomic_write_json(Path(output), metrics)
+
+
+@main.group()
+def data() -> None:
+    """Data set tools."""
+
+
+@data.command("make-demo")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--per-class", default=240, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--overwrite", is_flag=True)
+@friendly_errors
+def make_demo(out_dir: str, per_class: int, seed: int, overwrite: bool) -> None:
+    """Generate the synthetic schematic-face demo set into OUT_DIR."""
+    from emotion_tf.data.demo import generate_demo_dataset
+
+    counts = generate_demo_dataset(
+        Path(out_dir), per_class=per_class, seed=seed, overwrite=overwrite
+    )
+    click.echo(json.dumps(counts))
+
+
+if __name__ == "__main__":
+    main()

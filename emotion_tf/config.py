@@ -1,0 +1,264 @@
+"""Typed, validated run configuration loaded from YAML and `key=value` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from emotion_tf.errors import ConfigError
+
+Strategy = Literal["auto", "default", "mirrored", "multi_worker"]
+Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]
+Optimizer = Literal["adam", "adamw", "sgd"]
+Padding = Literal["auto", "valid", "same"]
+Normalization = Literal["none", "batch_norm", "lrn"]
+
+
+@dataclasses.dataclass
+class AugmentConfig:
+    """Training-only augmentation, applied in the tf.data pipeline on the CPU."""
+
+    flip: bool = True
+    rotation: float = 0.05  # fraction of a full turn
+    zoom: float = 0.1
+    translation: float = 0.1
+    brightness: float = 0.1
+    contrast: float = 0.1
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the images are and how they are batched."""
+
+    data_dir: str = "data"
+    batch_size: int = 32  # global batch, split across replicas
+    cache: bool = True
+    shuffle_buffer: int = 2048
+    max_pixels: int = 50_000_000  # larger images are rejected as decompression bombs
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """AlexNet builder options."""
+
+    input_size: int = 227
+    channels: int = 3
+    width: float = 1.0  # multiplies every conv and FC width; 1.0 is the paper's AlexNet
+    dropout: float = 0.5
+    normalization: Normalization = "none"
+    padding: Padding = "auto"
+    conv1_stride: int = 0  # 0 picks 4, 2 or 1 from input_size
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation and run bookkeeping."""
+
+    epochs: int = 10
+    optimizer: Optimizer = "adam"
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_epochs: int = 0
+    label_smoothing: float = 0.0
+    class_weight: Literal["none", "balanced"] = "none"
+    seed: int = 1337
+    strategy: Strategy = "auto"
+    precision: Precision = "float32"
+    run_dir: str = "runs/default"
+    export_dir: str = ""  # empty: <run_dir>/export
+    verbose: int = -1  # -1: progress bar on a terminal, one line per epoch otherwise
+
+
+@dataclasses.dataclass
+class Config:
+    """The whole run configuration."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def digest(self) -> str:
+        """A stable hash of the resolved config, for provenance."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def resolved_export_dir(self) -> Path:
+        return Path(self.train.export_dir or Path(self.train.run_dir) / "export")
+
+    def validate(self) -> Config:
+        _check(self.data.batch_size >= 1, "data.batch_size", self.data.batch_size, ">= 1")
+        _check(
+            self.data.shuffle_buffer >= 1, "data.shuffle_buffer", self.data.shuffle_buffer, ">= 1"
+        )
+        _check(self.data.max_pixels >= 1, "data.max_pixels", self.data.max_pixels, ">= 1")
+        aug = self.data.augment
+        for name in ("rotation", "zoom", "translation", "brightness", "contrast"):
+            value = getattr(aug, name)
+            _check(0.0 <= value < 1.0, f"data.augment.{name}", value, "in [0, 1)")
+        _check(
+            16 <= self.model.input_size <= 1024,
+            "model.input_size",
+            self.model.input_size,
+            "in [16, 1024]",
+        )
+        _check(self.model.channels in (1, 3), "model.channels", self.model.channels, "1 or 3")
+        _check(0.0 < self.model.width <= 4.0, "model.width", self.model.width, "in (0, 4]")
+        _check(0.0 <= self.model.dropout < 1.0, "model.dropout", self.model.dropout, "in [0, 1)")
+        _check(
+            self.model.conv1_stride in (0, 1, 2, 3, 4),
+            "model.conv1_stride",
+            self.model.conv1_stride,
+            "0 (auto) or 1-4",
+        )
+        _check(self.train.epochs >= 1, "train.epochs", self.train.epochs, ">= 1")
+        _check(self.train.learning_rate > 0, "train.learning_rate", self.train.learning_rate, "> 0")
+        _check(self.train.weight_decay >= 0, "train.weight_decay", self.train.weight_decay, ">= 0")
+        _check(
+            0 <= self.train.label_smoothing < 1,
+            "train.label_smoothing",
+            self.train.label_smoothing,
+            "in [0, 1)",
+        )
+        _check(
+            0 <= self.train.warmup_epochs < self.train.epochs,
+            "train.warmup_epochs",
+            self.train.warmup_epochs,
+            "in [0, train.epochs)",
+        )
+        _check(bool(self.train.run_dir), "train.run_dir", self.train.run_dir, "a non-empty path")
+        return self
+
+
+def _check(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}. Received: {key}={value!r}")
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check `value` against a type hint, converting ints to floats where a float is wanted."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{key}: expected one of {list(allowed)}. Received: {key}={value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _coerce(key, value, option)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {hint}. Received: {key}={value!r}")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is type(None) and value is None:
+        return None
+    if (
+        isinstance(hint, type)
+        and isinstance(value, hint)
+        and not (hint is int and isinstance(value, bool))
+    ):
+        return value
+    expected = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{key}: expected {expected}. Received: {key}={value!r}")
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            full = f"{prefix}{key}"
+            raise ConfigError(
+                f"unknown config key '{full}'. Known keys under '{prefix or '.'}': {sorted(names)}"
+            )
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in values:
+            continue
+        full = f"{prefix}{field.name}"
+        hint = hints[field.name]
+        value = values[field.name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{full}: expected a mapping. Received: {full}={value!r}")
+            kwargs[field.name] = _build(hint, value, f"{full}.")
+        else:
+            kwargs[field.name] = _coerce(full, value, hint)
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn `train.epochs=3` into `{"train": {"epochs": 3}}`; the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override must look like section.key=value. Received: {text!r}")
+    dotted, raw = text.split("=", 1)
+    parts = [p for p in dotted.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override has an empty key. Received: {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{dotted}: value is not valid YAML. Received: {raw!r}") from err
+    nested: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        nested = {part: nested}
+    return nested
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: typing.Iterable[str] = (),
+    extra: dict[str, Any] | None = None,
+) -> Config:
+    """Load a YAML config (or the defaults), apply overrides, validate, and return it."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        values = loaded
+    for item in overrides:
+        values = _merge(values, parse_override(item))
+    if extra:
+        values = _merge(values, extra)
+    return _build(Config, values, "").validate()
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write the resolved config as YAML, atomically."""
+    from emotion_tf.io_utils import atomic_write_text
+
+    atomic_write_text(path, config.to_yaml())

@@ -1,0 +1,17 @@
+"""Typed exceptions; the CLI turns each into a one-line message and an exit code."""
+
+
+class EmotionTFError(Exception):
+    """Base class for errors the user can act on."""
+
+
+class ConfigError(EmotionTFError):
+    """A config key is unknown or its value is invalid."""
+
+
+class DataError(EmotionTFError):
+    """The data directory is missing, empty or inconsistent."""
+
+
+class ModelDirError(EmotionTFError):
+    """A path given as a model is not a usable export or run directory."""

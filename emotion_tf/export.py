@@ -1,0 +1,201 @@
+"""Export a trained model as a versioned SavedModel that TensorFlow Serving loads unchanged.
+
+Layout: `<export_dir>/<version>/saved_model.pb`, `variables/`, `assets/emotion_tf.json`.
+Signatures:
+- `serving_default`: `image_bytes` (tf.string [N], encoded jpg/png/bmp/gif) -> outputs below.
+- `serving_images`: `images` (uint8 [N, H, W, C], any H and W) -> outputs below.
+Outputs: `probabilities` [N, classes], `label` [N] (class name), `confidence` [N],
+`class_index` [N].
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from emotion_tf import __version__
+from emotion_tf.errors import ModelDirError
+from emotion_tf.preprocess import bytes_to_model_input, resize_uint8
+
+METADATA_FILE = "emotion_tf.json"
+BYTES_SIGNATURE = "serving_default"
+IMAGES_SIGNATURE = "serving_images"
+
+
+def _serving_module(
+    model: keras.Model, class_names: list[str], size: int, channels: int
+) -> tf.Module:
+    """A tf.Module that tracks only the raw variables; the Keras model stays in the closure.
+
+    Tracking the Keras model itself makes Keras 3 store every variable twice
+    (keras-team/keras#23553) and breaks `saved_model_cli run`.
+    """
+    module = tf.Module()
+    module.weights = [w.value for w in model.weights]
+    names = tf.constant(class_names)
+
+    def outputs(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        probabilities = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
+        index = tf.argmax(probabilities, axis=1)
+        return {
+            "probabilities": probabilities,
+            "label": tf.gather(names, index),
+            "confidence": tf.reduce_max(probabilities, axis=1),
+            "class_index": index,
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        images = tf.map_fn(
+            lambda data: bytes_to_model_input(data, size, channels),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([size, size, channels], tf.uint8),
+        )
+        return outputs(images)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8, name="images")]
+    )
+    def serve_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return outputs(resize_uint8(images, size))
+
+    module.serve_bytes = serve_bytes
+    module.serve_images = serve_images
+    return module
+
+
+def next_version(export_dir: Path) -> int:
+    """One more than the largest integer version folder under `export_dir` (1 if none)."""
+    versions = list_versions(export_dir)
+    return (max(versions) + 1) if versions else 1
+
+
+def list_versions(export_dir: Path) -> list[int]:
+    if not Path(export_dir).is_dir():
+        return []
+    return sorted(
+        int(p.name) for p in Path(export_dir).iterdir() if p.is_dir() and p.name.isdigit()
+    )
+
+
+def export_model(
+    model: keras.Model,
+    export_dir: Path,
+    class_names: list[str],
+    version: int | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write `model` to `<export_dir>/<version>/` atomically and return that path."""
+    export_dir = Path(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    version = next_version(export_dir) if version is None else int(version)
+    if version < 1:
+        raise ModelDirError(f"export version must be a positive integer. Received: {version}")
+    target = export_dir / str(version)
+    if target.exists():
+        raise ModelDirError(f"export version already exists, not overwriting: {target}")
+    _, height, width, channels = model.input_shape
+    if height != width:
+        raise ModelDirError(f"model input must be square. Received: {model.input_shape}")
+    module = _serving_module(model, class_names, int(height), int(channels))
+    # TF Serving only loads folders named by integers, so the temp folder is never served.
+    tmp = export_dir / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
+    try:
+        tf.saved_model.save(
+            module,
+            str(tmp),
+            signatures={BYTES_SIGNATURE: module.serve_bytes, IMAGES_SIGNATURE: module.serve_images},
+        )
+        info = {
+            "class_names": list(class_names),
+            "input_size": int(height),
+            "channels": int(channels),
+            "package_version": __version__,
+            "tensorflow_version": tf.__version__,
+            "keras_version": keras.__version__,
+            "signatures": {BYTES_SIGNATURE: "image_bytes", IMAGES_SIGNATURE: "images"},
+        }
+        info.update(metadata or {})
+        (tmp / "assets").mkdir(exist_ok=True)
+        (tmp / "assets" / METADATA_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        _fsync_tree(tmp)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def resolve_export(path: str | Path) -> Path:
+    """A version folder from a version folder, an export base (newest version) or a run dir."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelDirError(f"model path not found: {path}")
+    if (path / "saved_model.pb").is_file():
+        return path
+    for base in (path, path / "export"):
+        versions = list_versions(base)
+        if versions:
+            candidate = base / str(versions[-1])
+            if (candidate / "saved_model.pb").is_file():
+                return candidate
+    raise ModelDirError(
+        f"not an emotion-tf export: {path} (expected a SavedModel version folder, an export base "
+        "with integer version folders, or a run directory with export/)"
+    )
+
+
+def read_metadata(version_dir: Path) -> dict[str, Any]:
+    meta_path = Path(version_dir) / "assets" / METADATA_FILE
+    if not meta_path.is_file():
+        raise ModelDirError(f"export has no {METADATA_FILE} (not made by emotion-tf?): {meta_path}")
+    try:
+        return json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ModelDirError(f"export metadata is not valid JSON: {meta_path} ({err})") from err
+
+
+class LoadedExport:
+    """A loaded export: call `predict_bytes` or `predict_images` on batches."""
+
+    def __init__(self, path: str | Path):
+        self.path = resolve_export(path)
+        self.metadata = read_metadata(self.path)
+        self.class_names: list[str] = list(self.metadata["class_names"])
+        self.input_size: int = int(self.metadata["input_size"])
+        self.channels: int = int(self.metadata["channels"])
+        try:
+            self._loaded = tf.saved_model.load(str(self.path))
+        except (OSError, ValueError, tf.errors.OpError) as err:
+            raise ModelDirError(f"cannot load SavedModel {self.path}: {err}") from err
+        signatures = self._loaded.signatures
+        if BYTES_SIGNATURE not in signatures or IMAGES_SIGNATURE not in signatures:
+            raise ModelDirError(f"export lacks {BYTES_SIGNATURE}/{IMAGES_SIGNATURE}: {self.path}")
+        self._bytes_fn = signatures[BYTES_SIGNATURE]
+        self._images_fn = signatures[IMAGES_SIGNATURE]
+
+    @property
+    def version(self) -> int | None:
+        return int(self.path.name) if self.path.name.isdigit() else None
+
+    def predict_bytes(self, blobs: list[bytes]) -> dict[str, Any]:
+        result = self._bytes_fn(image_bytes=tf.constant(blobs, tf.string))
+        return {k: v.numpy() for k, v in result.items()}
+
+    def predict_images(self, images: Any) -> dict[str, Any]:
+        result = self._images_fn(images=tf.convert_to_tensor(images, tf.uint8))
+        return {k: v.numpy() for k, v in result.items()}

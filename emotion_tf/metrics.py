@@ -1,0 +1,107 @@
+"""Classification metrics from labels and predicted probabilities (numpy only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Rows are true classes, columns predicted classes."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def roc_auc(y_true_binary: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve via the rank-sum statistic (ties get average ranks)."""
+    positives = int(y_true_binary.sum())
+    negatives = len(y_true_binary) - positives
+    if positives == 0 or negatives == 0:
+        return None
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), dtype=np.float64)
+    sorted_scores = scores[order]
+    start = 0
+    while start < len(scores):  # average ranks over runs of equal scores
+        end = start
+        while end + 1 < len(scores) and sorted_scores[end + 1] == sorted_scores[start]:
+            end += 1
+        ranks[order[start : end + 1]] = (start + end) / 2.0 + 1.0
+        start = end + 1
+    rank_sum = ranks[y_true_binary.astype(bool)].sum()
+    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def classification_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, class_names: list[str]
+) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, per-class precision/recall/F1, confusion matrix, ROC AUC."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    num_classes = len(class_names)
+    y_pred = probabilities.argmax(axis=1)
+    matrix = confusion_matrix(y_true, y_pred, num_classes)
+    per_class: dict[str, dict[str, float]] = {}
+    recalls = []
+    for index, name in enumerate(class_names):
+        tp = matrix[index, index]
+        predicted = matrix[:, index].sum()
+        actual = matrix[index, :].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": int(actual),
+        }
+        if actual:
+            recalls.append(recall)
+    aucs = [
+        roc_auc((y_true == i).astype(np.int64), probabilities[:, i]) for i in range(num_classes)
+    ]
+    valid_aucs = [a for a in aucs if a is not None]
+    if num_classes == 2:
+        auc = aucs[1]
+    else:
+        auc = float(np.mean(valid_aucs)) if valid_aucs else None
+    return {
+        "count": len(y_true),
+        "accuracy": float((y_pred == y_true).mean()) if len(y_true) else 0.0,
+        "balanced_accuracy": float(np.mean(recalls)) if recalls else 0.0,
+        "roc_auc": auc,
+        "per_class": per_class,
+        "confusion_matrix": matrix.tolist(),
+        "class_names": list(class_names),
+    }
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """A human-readable report of `classification_metrics` output."""
+    names = metrics["class_names"]
+    auc = metrics.get("roc_auc")
+    lines = [
+        f"images            {metrics['count']}",
+        f"accuracy          {metrics['accuracy']:.4f}",
+        f"balanced accuracy {metrics['balanced_accuracy']:.4f}",
+        f"ROC AUC           {auc:.4f}" if auc is not None else "ROC AUC           n/a",
+        "",
+        f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
+    ]
+    for name in names:
+        row = metrics["per_class"][name]
+        lines.append(
+            f"{name:<12}{row['precision']:>10.4f}{row['recall']:>10.4f}"
+            f"{row['f1']:>10.4f}{row['support']:>10d}"
+        )
+    lines += [
+        "",
+        "confusion matrix (rows: true, columns: predicted)",
+        " " * 12 + "".join(f"{n:>10}" for n in names),
+    ]
+    for name, row in zip(names, metrics["confusion_matrix"]):
+        lines.append(f"{name:<12}" + "".join(f"{v:>10d}" for v in row))
+    return "\n".join(lines)
