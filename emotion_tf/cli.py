@@ -229,5 +229,21 @@ def make_demo(out_dir: str, per_class: int, seed: int, overwrite: bool) -> None:
     click.echo(json.dumps(counts))
 
 
+# Commands that live beside their features: (module, click command attribute, parent group).
+# Add one line here per command; the module must not import emotion_tf.cli.
+EXTENSIONS: tuple[tuple[str, str, str], ...] = ()
+
+
+def _register_extensions() -> None:
+    import importlib
+
+    groups = {"main": main, "data": data}
+    for module_name, attribute, parent in EXTENSIONS:
+        command = getattr(importlib.import_module(module_name), attribute)
+        groups[parent].add_command(command)
+
+
+_register_extensions()
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny generated data sets, tiny configs, and the path to ../shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REQUIRE_SHARED_ENV = "EMOTION_TF_REQUIRE_SHARED_DATA"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Split the CPU into two logical devices before any TF op, for real 2-replica tests."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """`../shared/data` beside the repository (or $EMOTION_TF_SHARED_DATA).
+
+    Skipped where absent (users' machines); CI sets EMOTION_TF_REQUIRE_SHARED_DATA=1 so a
+    missing folder fails instead.
+    """
+    path = Path(os.environ.get("EMOTION_TF_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+    if not (path / "fer2013-happy-sad").is_dir():
+        message = f"shared data not found at {path} (only CI and developer machines have it)"
+        if os.environ.get(REQUIRE_SHARED_ENV) == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fer_dir(shared_data_dir: Path) -> Path:
+    return shared_data_dir / "fer2013-happy-sad"
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic happy/sad set (train/validation) in every supported format."""
+    from emotion_tf.data.demo import generate_demo_dataset
+
+    root = tmp_path_factory.mktemp("tiny") / "data"
+    generate_demo_dataset(root, per_class=24, seed=7)
+    return root
+
+
+def tiny_overrides(run_dir: Path, data_dir: Path, **extra: object) -> list[str]:
+    """Overrides that make a seconds-long run: 32 px, 1/16 width, batch 8."""
+    values = {
+        "data.data_dir": str(data_dir),
+        "train.run_dir": str(run_dir),
+        "model.input_size": 32,
+        "model.width": 0.0625,
+        "data.batch_size": 8,
+        "train.epochs": 1,
+        "train.learning_rate": 0.001,
+        "train.verbose": 0,
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
