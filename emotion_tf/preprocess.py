@@ -6,10 +6,21 @@ import tensorflow as tf
 
 
 def decode_image(image_bytes: tf.Tensor, channels: int) -> tf.Tensor:
-    """Decode jpg/png/bmp/gif (first frame) bytes to uint8 [H, W, channels]."""
-    image = tf.io.decode_image(
-        image_bytes, channels=channels, expand_animations=False, dtype=tf.uint8
-    )
+    """Decode jpg/png/bmp/gif (first frame) bytes to uint8 [H, W, channels].
+
+    Decodes in the file's own channel count (BMP and GIF decoders refuse others), drops any
+    alpha channel, then converts gray <-> RGB.
+    """
+    image = tf.io.decode_image(image_bytes, channels=0, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, None])
+    native = tf.shape(image)[-1]
+    image = tf.cond(native < 3, lambda: image[..., :1], lambda: image[..., :3])
+    if channels == 3:
+        image = tf.cond(tf.shape(image)[-1] == 1, lambda: tf.image.grayscale_to_rgb(image),
+                        lambda: image)
+    else:
+        image = tf.cond(tf.shape(image)[-1] == 3, lambda: tf.image.rgb_to_grayscale(image),
+                        lambda: image)
     image.set_shape([None, None, channels])
     return image
 

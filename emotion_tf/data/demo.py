@@ -178,9 +178,18 @@ def _mouth_curve(
 
 
 def _render(
-    rng: np.random.Generator, expression: str, width: int, height: int, grayscale: bool
+    rng: np.random.Generator,
+    expression: str,
+    width: int,
+    height: int,
+    grayscale: bool,
+    jitter: float = 1.0,
 ) -> Image.Image:
-    """Draws one face into a ``width`` x ``height`` image (mode "L" or "RGB")."""
+    """Draws one face into a ``width`` x ``height`` image (mode "L" or "RGB").
+
+    ``jitter`` in [0, 1] scales the random face position, size, aspect and rotation; the data
+    set uses 1, tests use 0 to compare the classes without the geometric spread.
+    """
     if expression not in CLASS_NAMES:
         raise ValueError(
             f"`expression` must be one of {CLASS_NAMES}. Received: expression={expression!r}"
@@ -196,12 +205,13 @@ def _render(
     draw = ImageDraw.Draw(canvas)
 
     # Geometry: the face height fills 55-95% of the shorter side; aspect = width / height.
-    fill = rng.uniform(0.55, 0.95)
+    # ``jitter`` scales the spread around a centred, upright, mid-sized face (1: full range).
+    fill = 0.75 + (rng.uniform(0.55, 0.95) - 0.75) * jitter
     unit = fill * _CANVAS_SIDE / 2
-    aspect = rng.uniform(0.72, 1.0)
-    cx = cw / 2 + rng.uniform(-1, 1) * 0.85 * max(0.0, cw / 2 - unit * aspect)
-    cy = ch / 2 + rng.uniform(-1, 1) * 0.85 * max(0.0, ch / 2 - unit)
-    f = _FaceFrame(cx, cy, unit, rng.uniform(-15, 15))
+    aspect = 0.86 + (rng.uniform(0.72, 1.0) - 0.86) * jitter
+    cx = cw / 2 + rng.uniform(-1, 1) * jitter * 0.85 * max(0.0, cw / 2 - unit * aspect)
+    cy = ch / 2 + rng.uniform(-1, 1) * jitter * 0.85 * max(0.0, ch / 2 - unit)
+    f = _FaceFrame(cx, cy, unit, rng.uniform(-15, 15) * jitter)
     lw = max(2, round(f.px(rng.uniform(0.035, 0.085))))
 
     skin = _skin_colour(rng)
@@ -419,6 +429,7 @@ def _readme(
     validation_fraction: float,
     seed: int,
     modes: dict[str, int],
+    n_gray: int,
 ) -> str:
     command = f"python -m emotion_tf.data.demo data --per-class {per_class} --seed {seed}"
     if not math.isclose(validation_fraction, 1 / 3):
@@ -432,11 +443,13 @@ def _readme(
         "`happy` faces smile (mouth curving up); `sad` faces frown (mouth curving down, inner",
         "brow ends raised). Position, scale, rotation, colours, noise, size and format vary.",
         "",
-        "Regenerate (byte-identical) from the repository root with:",
+        "Generated from the repository root with:",
         "",
         "```",
-        command + " --overwrite",
+        command,
         "```",
+        "",
+        "Re-running it (add `--overwrite` to replace this directory) gives byte-identical files.",
         "",
         "| split | happy | sad | total |",
         "|---|---:|---:|---:|",
@@ -447,10 +460,13 @@ def _readme(
     lines += ["", "| format | files | share |", "|---|---:|---:|"]
     for fmt in ("jpg", "png", "bmp", "gif"):
         lines.append(f"| .{fmt} | {formats[fmt]} | {100 * formats[fmt] / total:.0f}% |")
-    lines += ["", "| stored mode | files |", "|---|---:|"]
+    lines += ["", "| Pillow mode on reading | files |", "|---|---:|"]
     for mode in sorted(modes):
         lines.append(f"| {mode} | {modes[mode]} |")
     lines += [
+        "",
+        f"{n_gray} images ({100 * n_gray / total:.0f}%) are grayscale; they were saved from mode"
+        ' "L" (grayscale GIFs read back as mode "P" with a gray palette).',
         "",
         "Sides range from 40 to 160 pixels (BMPs at most 64); about a quarter are not square.",
         "",
@@ -464,6 +480,7 @@ def _write_dataset(
     counts = {split: dict.fromkeys(CLASS_NAMES, 0) for split in SPLITS}
     formats = dict.fromkeys(("jpg", "png", "bmp", "gif"), 0)
     modes: dict[str, int] = {}
+    n_gray = 0
     n_val = min(max(round(per_class * validation_fraction), 1), per_class - 1)
     for class_index, expression in enumerate(CLASS_NAMES):
         order = np.random.default_rng([seed, class_index]).permutation(per_class)
@@ -482,9 +499,10 @@ def _write_dataset(
             _save(image, path, fmt, rgba, rng)
             counts[split][expression] += 1
             formats[fmt] += 1
+            n_gray += grayscale
             with Image.open(path) as saved:
                 modes[saved.mode] = modes.get(saved.mode, 0) + 1
-    text = _readme(counts, formats, per_class, validation_fraction, seed, modes)
+    text = _readme(counts, formats, per_class, validation_fraction, seed, modes, n_gray)
     (root / "README.md").write_text(text, encoding="utf-8")
     return counts
 

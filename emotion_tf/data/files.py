@@ -111,6 +111,8 @@ def check_image(path: str, max_pixels: int) -> str | None:
     import tensorflow as tf
     from PIL import Image, UnidentifiedImageError
 
+    from emotion_tf.preprocess import decode_image
+
     try:
         with Image.open(path) as probe:
             width, height = probe.size
@@ -124,7 +126,7 @@ def check_image(path: str, max_pixels: int) -> str | None:
         return f"too large: {width}x{height} pixels exceeds data.max_pixels={max_pixels}"
     try:
         data = tf.io.read_file(path)
-        tf.io.decode_image(data, channels=3, expand_animations=False)
+        decode_image(data, channels=3)
     except (tf.errors.InvalidArgumentError, tf.errors.OpError) as err:
         message = (err.message or "").splitlines()[0][:120]
         return f"cannot be decoded ({message})"

@@ -1,0 +1,50 @@
+"""AlexNet builder: canonical parameter count, shapes at small sizes, named layers."""
+
+import numpy as np
+import pytest
+
+from emotion_tf.config import ModelConfig
+from emotion_tf.errors import ConfigError
+from emotion_tf.model.alexnet import build_alexnet, geometry
+
+
+def test_canonical_parameter_count_and_shape():
+    model = build_alexnet(ModelConfig(input_size=227), num_classes=2)
+    assert model.count_params() == 58_289_538
+    assert model.output_shape == (None, 2)
+    names = {layer.name for layer in model.layers}
+    assert {"conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"} <= names
+    assert model.get_layer("pool5").output.shape[1:3] == (6, 6)
+
+
+@pytest.mark.parametrize("size", [32, 48, 64, 96])
+def test_small_inputs_work(size):
+    config = ModelConfig(input_size=size, channels=1, width=0.0625)
+    model = build_alexnet(config, num_classes=3)
+    images = np.random.default_rng(0).uniform(0, 255, (2, size, size, 1)).astype("float32")
+    probs = model(images, training=False).numpy()
+    assert probs.shape == (2, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert geometry(config).feature_size >= 1
+
+
+def test_pixels_are_rescaled_inside_the_model():
+    model = build_alexnet(ModelConfig(input_size=32, width=0.0625), num_classes=2)
+    assert model.layers[1].name == "rescale"
+
+
+@pytest.mark.parametrize("normalization", ["batch_norm", "lrn"])
+def test_normalization_switches(normalization):
+    model = build_alexnet(ModelConfig(input_size=32, width=0.0625, normalization=normalization), 2)
+    suffix = "_bn" if normalization == "batch_norm" else "_lrn"
+    assert any(layer.name == f"conv1{suffix}" for layer in model.layers)
+
+
+def test_collapsing_geometry_is_rejected():
+    with pytest.raises(ConfigError, match="input_size"):
+        geometry(ModelConfig(input_size=32, padding="valid", conv1_stride=4))
+
+
+def test_one_class_is_rejected():
+    with pytest.raises(ConfigError, match="num_classes"):
+        build_alexnet(ModelConfig(input_size=32, width=0.0625), num_classes=1)
