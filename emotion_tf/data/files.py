@@ -135,7 +135,8 @@ def check_image(path: str, max_pixels: int) -> str | None:
 
 def scan_images(paths: list[str], max_pixels: int, workers: int = 4) -> list[BadFile]:
     """Decode every file once (in threads; TF releases the GIL) and return those that fail."""
-    Image = __import__("PIL.Image", fromlist=["Image"])
+    from PIL import Image
+
     Image.MAX_IMAGE_PIXELS = None  # we enforce max_pixels ourselves, with a clearer message
     bad: list[BadFile] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
