@@ -176,6 +176,7 @@ def train(config: Config, export: bool = True) -> TrainResult:
         if config.train.class_weight == "balanced"
         else None,
         verbose=_verbosity(config.train.verbose),
+        shuffle=False,  # the dataset shuffles itself
     )
     train_seconds = time.monotonic() - fit_started
 
