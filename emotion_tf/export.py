@@ -1,6 +1,8 @@
 """Export a trained model as a versioned SavedModel that TensorFlow Serving loads unchanged.
 
-Layout: `<export_dir>/<version>/saved_model.pb`, `variables/`, `assets/emotion_tf.json`.
+Layout: `<export_dir>/<version>/saved_model.pb`, `variables/`, `assets/emotion_tf.json` (class
+names, input size, training metrics, config hash, versions) and
+`assets.extra/tf_serving_warmup_requests` (PredictionLog records TF Serving replays at load).
 Signatures:
 - `serving_default`: `image_bytes` (tf.string [N], encoded jpg/png/bmp/gif) -> outputs below.
 - `serving_images`: `images` (uint8 [N, H, W, C], any H and W) -> outputs below.
@@ -10,7 +12,9 @@ Outputs: `probabilities` [N, classes], `label` [N] (class name), `confidence` [N
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -18,15 +22,25 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from emotion_tf import __version__
 from emotion_tf.errors import ModelDirError
 from emotion_tf.preprocess import bytes_to_model_input, resize_uint8
 
+log = logging.getLogger(__name__)
+
 METADATA_FILE = "emotion_tf.json"
 BYTES_SIGNATURE = "serving_default"
 IMAGES_SIGNATURE = "serving_images"
+BYTES_INPUT = "image_bytes"
+IMAGES_INPUT = "images"
+OUTPUT_NAMES = ("probabilities", "label", "confidence", "class_index")
+WARMUP_DIR = "assets.extra"
+WARMUP_FILE = "tf_serving_warmup_requests"
+DEFAULT_MODEL_NAME = "emotion"
+_AUTO_VERSION_TRIES = 5
 
 
 def _serving_module(
@@ -91,16 +105,26 @@ def export_model(
     class_names: list[str],
     version: int | None = None,
     metadata: dict[str, Any] | None = None,
+    warmup: bool = True,
 ) -> Path:
-    """Write `model` to `<export_dir>/<version>/` atomically and return that path."""
+    """Write `model` to `<export_dir>/<version>/` atomically and return that path.
+
+    `version=None` takes the next free integer; an existing version is never overwritten
+    (`ModelDirError`). `warmup` writes TF Serving warm-up requests when `tensorflow-serving-api`
+    is importable, and logs a warning otherwise.
+    """
     export_dir = Path(export_dir)
     export_dir.mkdir(parents=True, exist_ok=True)
+    auto_version = version is None
     version = next_version(export_dir) if version is None else int(version)
     if version < 1:
         raise ModelDirError(f"export version must be a positive integer. Received: {version}")
     target = export_dir / str(version)
     if target.exists():
-        raise ModelDirError(f"export version already exists, not overwriting: {target}")
+        raise ModelDirError(
+            f"export version {version} already exists, not overwriting: {target} "
+            f"(omit --version to use the next free one, {next_version(export_dir)})"
+        )
     _, height, width, channels = model.input_shape
     if height != width:
         raise ModelDirError(f"model input must be square. Received: {model.input_shape}")
@@ -113,6 +137,7 @@ def export_model(
             str(tmp),
             signatures={BYTES_SIGNATURE: module.serve_bytes, IMAGES_SIGNATURE: module.serve_images},
         )
+        warmup_count = write_warmup_requests(tmp, int(height), int(channels)) if warmup else 0
         info = {
             "class_names": list(class_names),
             "input_size": int(height),
@@ -120,17 +145,108 @@ def export_model(
             "package_version": __version__,
             "tensorflow_version": tf.__version__,
             "keras_version": keras.__version__,
-            "signatures": {BYTES_SIGNATURE: "image_bytes", IMAGES_SIGNATURE: "images"},
+            "signatures": {BYTES_SIGNATURE: BYTES_INPUT, IMAGES_SIGNATURE: IMAGES_INPUT},
+            "outputs": list(OUTPUT_NAMES),
+            "weights_bytes": weights_nbytes(model),
+            "warmup_requests": warmup_count,
         }
         info.update(metadata or {})
         (tmp / "assets").mkdir(exist_ok=True)
         (tmp / "assets" / METADATA_FILE).write_text(json.dumps(info, indent=2) + "\n")
         _fsync_tree(tmp)
-        os.rename(tmp, target)
+        target = _claim_version(tmp, export_dir, version, auto_version)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def weights_nbytes(model: keras.Model) -> int:
+    """Bytes of all the model's weights in memory: what a lean export should take on disk."""
+    return int(sum(np.dtype(w.dtype).itemsize * int(np.prod(w.shape)) for w in model.weights))
+
+
+def _claim_version(tmp: Path, export_dir: Path, version: int, auto_version: bool) -> Path:
+    """Rename `tmp` to its version folder; never replace one that appeared meanwhile.
+
+    A concurrent export can take the version between the check and the rename; an
+    automatically chosen version then moves on to the next free one.
+    """
+    for _ in range(_AUTO_VERSION_TRIES):
+        target = export_dir / str(version)
+        # os.rename silently replaces an *empty* directory, so check first as well.
+        if not target.exists():
+            try:
+                os.rename(tmp, target)
+                return target
+            except OSError as err:
+                if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        if not auto_version:
+            raise ModelDirError(
+                f"export version {version} appeared while exporting, not overwriting: {target}"
+            )
+        version = next_version(export_dir)
+    raise ModelDirError(f"could not claim a free export version under {export_dir}")
+
+
+def warmup_image(size: int, channels: int) -> np.ndarray:
+    """A deterministic uint8 [size, size, channels] test card used for warm-up requests."""
+    ramp = np.linspace(0, 255, size, dtype=np.float32)
+    image = (ramp[None, :] + ramp[:, None]) / 2.0
+    return np.repeat(image[..., None], channels, axis=2).round().astype(np.uint8)
+
+
+def write_warmup_requests(
+    version_dir: Path, size: int, channels: int, model_name: str = DEFAULT_MODEL_NAME
+) -> int:
+    """Write `assets.extra/tf_serving_warmup_requests`: one PredictionLog per signature.
+
+    Returns the number of records, or 0 (with a warning) if `tensorflow-serving-api` is not
+    installed: the export still works, TF Serving then just answers its first request slower.
+    """
+    try:
+        from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+    except ImportError:
+        log.warning(
+            "tensorflow-serving-api is not installed: export has no TF Serving warm-up requests "
+            "(pip install --no-deps tensorflow-serving-api)"
+        )
+        return 0
+    image = warmup_image(size, channels)
+    png = tf.io.encode_png(image).numpy()
+    requests = {
+        BYTES_SIGNATURE: (BYTES_INPUT, tf.make_tensor_proto([png], dtype=tf.string)),
+        IMAGES_SIGNATURE: (IMAGES_INPUT, tf.make_tensor_proto(image[None], dtype=tf.uint8)),
+    }
+    folder = Path(version_dir) / WARMUP_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(folder / WARMUP_FILE)) as writer:
+        for signature, (input_name, tensor) in requests.items():
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
+            )
+            request.inputs[input_name].CopyFrom(tensor)
+            record = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(record.SerializeToString())
+    return len(requests)
+
+
+def read_warmup_requests(version_dir: Path) -> list[Any]:
+    """The PredictionLog records of an export's warm-up file (needs tensorflow-serving-api)."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = Path(version_dir) / WARMUP_DIR / WARMUP_FILE
+    if not path.is_file():
+        raise ModelDirError(f"export has no warm-up requests: {path}")
+    records = []
+    for raw in tf.data.TFRecordDataset(str(path)):
+        record = prediction_log_pb2.PredictionLog()
+        record.ParseFromString(raw.numpy())
+        records.append(record)
+    return records
 
 
 def _fsync_tree(root: Path) -> None:

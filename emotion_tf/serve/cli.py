@@ -1,0 +1,145 @@
+"""The `emotion-tf serve` command (registered through `EXTENSIONS` in emotion_tf.cli)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from emotion_tf.errors import EmotionTFError
+
+if TYPE_CHECKING:
+    from emotion_tf.serve.app import ServeSettings
+
+log = logging.getLogger(__name__)
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@click.command("serve")
+@click.argument("model_base")
+@click.option("--name", default="emotion", show_default=True, help="Model name in the URLs.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--max-batch-size",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most instances joined into one model call.",
+)
+@click.option(
+    "--batch-timeout-ms",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Longest a request waits for others to share its model call.",
+)
+@click.option(
+    "--max-queue",
+    default=256,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most instances waiting for the model; past it requests get 503.",
+)
+@click.option(
+    "--max-instances",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most instances in one request (more: 400).",
+)
+@click.option(
+    "--max-body-mb",
+    default=16.0,
+    show_default=True,
+    type=click.FloatRange(0.001),
+    help="Largest request body in MiB (more: 413).",
+)
+@click.option(
+    "--max-pixels",
+    default=4096 * 4096,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest image (width x height) accepted.",
+)
+@click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
+def serve(
+    model_base: str,
+    name: str,
+    host: str,
+    port: int,
+    max_batch_size: int,
+    batch_timeout_ms: float,
+    max_queue: int,
+    max_instances: int,
+    max_body_mb: float,
+    max_pixels: int,
+    access_log: bool,
+) -> None:
+    """Serve the newest export under MODEL_BASE with TensorFlow Serving's REST API.
+
+    MODEL_BASE is an export base (integer version folders; the newest is served), one version
+    folder, or a run directory. Example request:
+
+    \b
+      curl http://127.0.0.1:8501/v1/models/emotion
+    """
+    from emotion_tf.serve.app import ServeSettings
+
+    settings = ServeSettings(
+        name=name,
+        max_batch_size=max_batch_size,
+        batch_timeout_ms=batch_timeout_ms,
+        max_queue=max(max_queue, max_batch_size, max_instances),
+        max_instances=max_instances,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        max_pixels=max_pixels,
+    )
+    try:
+        settings.validate()
+    except ValueError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    try:
+        run_server(model_base, settings, host, port, access_log)
+    except EmotionTFError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+
+
+def run_server(
+    model_base: str, settings: ServeSettings, host: str, port: int, access_log: bool = False
+) -> None:
+    """Load the model, then serve until interrupted (Ctrl-C stops it gracefully)."""
+    import uvicorn
+
+    from emotion_tf.serve.app import create_app
+
+    if host not in _LOOPBACK:
+        log.warning(
+            "binding to %s: the server has no authentication; put it behind a proxy you trust",
+            host,
+        )
+    app = create_app(model_base, settings)
+    log.info(
+        "serving %r on http://%s:%d/v1/models/%s",
+        settings.name,
+        host,
+        port,
+        settings.name,
+    )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise EmotionTFError(f"could not start the server on {host}:{port} (see the log above)")
