@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from typing import TYPE_CHECKING
@@ -140,6 +141,8 @@ def run_server(
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
-    server.run()
+    # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: a clean stop.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
     if not server.started:
         raise EmotionTFError(f"could not start the server on {host}:{port} (see the log above)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,13 @@ def read_signature_defs(version_dir: Path) -> dict[str, Any]:
                 for name, signature in sorted(meta_graph.signature_def.items())
             }
     raise ModelDirError(f"SavedModel has no 'serve' meta-graph: {version_dir}")
+
+
+def _short_tf_error(err: tf.errors.OpError) -> str:
+    """TF's message without the graph-node decorations: 'Invalid PNG data, size 6216'."""
+    text = re.sub(r"\{\{[^}]*\}\}|\[\[[^\]]*\]\]|\[Op:\w+\]", "", err.message or "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:200] if lines else type(err).__name__
 
 
 class ServedModel:
@@ -106,7 +114,7 @@ class ServedModel:
             try:
                 self._call(request.signature.kind, [value])
             except tf.errors.InvalidArgumentError as err:
-                detail = err.message.splitlines()[0][:200] if err.message else type(err).__name__
+                detail = _short_tf_error(err)
                 return RequestError(f"{label}: image could not be decoded ({detail})")
         return RequestError("the model rejected the request's inputs")
 
