@@ -296,6 +296,8 @@ def _bad_requests(images: list[bytes]) -> list[tuple[str, Any, int, str]]:
         ("not an object", b"[1, 2]", 400, "JSON object"),
         ("empty body", b"", 400, "empty"),
         ("not utf-8", b'{"instances": "\xff"}', 400, "UTF-8"),
+        ("deeply nested", b"[" * 100_000, 400, "nested too deeply"),
+        ("lone surrogate", b'{"instances": ["\\ud800"]}', 400, "instances[0]: not a jpg/png"),
         ("wrong key", {"instance": [good]}, 400, "'instance'"),
         ("both keys", {"instances": [good], "inputs": [good]}, 400, "both"),
         ("neither key", {"signature_name": "serving_default"}, 400, "'instances'"),

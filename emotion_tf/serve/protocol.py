@@ -85,6 +85,8 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
         raise _fail(
             f"invalid JSON in request body: {err.msg} (line {err.lineno} column {err.colno})"
         ) from err
+    except RecursionError as err:
+        raise _fail("invalid JSON in request body: nested too deeply") from err
     if not isinstance(parsed, dict):
         raise _fail(
             f"request body must be a JSON object with 'instances' or 'inputs', "
@@ -197,7 +199,7 @@ def _image_bytes(value: Any, where: str, max_pixels: int) -> bytes:
         data = decode_b64(value["b64"], where)
     elif isinstance(value, str):
         # TF Serving passes a plain JSON string through as its UTF-8 bytes; images never are.
-        data = value.encode("utf-8")
+        data = value.encode("utf-8", "surrogatepass")
     else:
         raise _fail(f'{where}: expected an encoded image as {{"b64": "<base64>"}}')
     check_image_bytes(data, where, max_pixels)
