@@ -298,13 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jpeg-size-227", type=int, default=256, help="JPEG side for 227 px")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.val_images, args.epochs, args.profile_steps = 16, 1, 2
+        args.val_images, args.epochs, args.profile_steps = 8, 1, 1
     report = Report("train_throughput", args)
     with WorkDir(args.work_dir, "bench-train-") as work:
         for spec in size_specs(args):
             saved = args.train_images
             if not args.train_images:
-                args.train_images = 64 if args.smoke else 640 if spec.label == "227px" else 3200
+                args.train_images = 32 if args.smoke else 640 if spec.label == "227px" else 3200
             bench_size(spec, args, work, report)
             args.train_images = saved
     report.finish()

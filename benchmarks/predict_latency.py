@@ -1,0 +1,268 @@
+"""Benchmark 4: the SavedModel export and `emotion-tf predict` against the bare Keras model.
+
+For each size (227 px colour, the FER recipe's size) the script builds AlexNet (weights do not
+change speed), exports it with `emotion_tf.export.export_model`, loads it with `LoadedExport`
+and measures, in one process:
+- single-image latency, p50 and p99, of the export's `serving_default` (encoded JPEG bytes in,
+  decode + resize + model + label out) and `serving_images` (uint8 pixels in) against a bare
+  forward pass of the in-memory model on a ready float32 tensor, calls interleaved one by one;
+- folder throughput of `predict_paths` (what `emotion-tf predict` runs) over N JPEG files,
+  against the bare batch-64 forward rate measured just before and just after;
+- the `emotion-tf predict` command itself on N files and on 64 files (start-up included; the
+  difference gives its rate per file once started).
+
+    python benchmarks/predict_latency.py
+    python benchmarks/predict_latency.py --sizes 227 --files 2000 --calls 500
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (
+    Figure,
+    Report,
+    WorkDir,
+    base_parser,
+    calibrate,
+    fer_recipe_model,
+    image_source,
+    log,
+    make_jpegs,
+    percentile,
+    timed,
+)
+
+TARGET_LATENCY = 1.2
+TARGET_FOLDER = 0.8
+
+
+def size_specs(args: Any) -> list[tuple[str, Any, int]]:
+    """(label, ModelConfig, JPEG side) per size."""
+    from emotion_tf.config import ModelConfig
+
+    result = []
+    for label in args.sizes:
+        if label == "227":
+            result.append(("227px", ModelConfig(input_size=227, channels=3), args.jpeg_size_227))
+        elif label == "fer":
+            fer = fer_recipe_model()
+            config = ModelConfig(
+                input_size=fer["input_size"],
+                channels=fer["channels"],
+                width=fer["width"],
+                normalization=fer["normalization"],
+            )
+            result.append((f"fer{fer['input_size']}px", config, fer["input_size"]))
+        else:
+            raise SystemExit(f"unknown size {label!r}: use 227 and/or fer")
+    if args.smoke:
+        result = [("smoke32px", ModelConfig(input_size=32, channels=3, width=0.0625), 40)]
+    return result
+
+
+def latency_percentiles(samples: list[float]) -> tuple[float, float]:
+    return percentile(samples, 50), percentile(samples, 99)
+
+
+def bench_size(label: str, config: Any, jpeg_side: int, args: Any, work: Path, report: Report):
+    import numpy as np
+    import tensorflow as tf
+
+    from emotion_tf.export import LoadedExport, export_model
+    from emotion_tf.model.alexnet import build_alexnet
+    from emotion_tf.predict import predict_paths
+
+    size, channels = config.input_size, config.channels
+    model = build_alexnet(config, 2)
+    export_path = export_model(model, work / f"export-{label}", ["happy", "sad"])
+    loaded = LoadedExport(export_path)
+    folder = work / f"images-{label}"
+    log(f"{label}: writing {args.files} JPEGs of {jpeg_side} px ({image_source()})")
+    paths = make_jpegs(folder, args.files, jpeg_side, channels)
+    blob = paths[0].read_bytes()
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (1, size, size, channels)).astype("uint8")
+    x1 = tf.constant(pixels, tf.float32)
+    x64 = tf.constant(rng.integers(0, 256, (64, size, size, channels)), tf.float32)
+    forward = tf.function(lambda x: model(x, training=False))
+
+    calls = {
+        "bare_forward": lambda: forward(x1).numpy(),
+        "serving_default_bytes": lambda: loaded.predict_bytes([blob]),
+        "serving_images_uint8": lambda: loaded.predict_images(pixels),
+    }
+    for fn in calls.values():  # warm-up: tracing, first allocations
+        for _ in range(3):
+            fn()
+    log(f"{label}: {args.calls} single-image calls each, interleaved")
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for index in range(args.calls):
+        order = names[index % len(names) :] + names[: index % len(names)]
+        for name in order:
+            started = time.perf_counter()
+            calls[name]()
+            samples[name].append(time.perf_counter() - started)
+    bare50, bare99 = latency_percentiles(samples["bare_forward"])
+    report.add(Figure(f"predict.{label}.bare_forward_p50", 1000 * bare50, "ms", note="contended"))
+    report.add(Figure(f"predict.{label}.bare_forward_p99", 1000 * bare99, "ms", note="contended"))
+    for name in ("serving_default_bytes", "serving_images_uint8"):
+        p50, p99 = latency_percentiles(samples[name])
+        short = "bytes" if "bytes" in name else "uint8"
+        report.add(
+            Figure(
+                f"predict.{label}.savedmodel_{short}_p50_vs_bare",
+                p50 / bare50,
+                "x",
+                "<=",
+                TARGET_LATENCY,
+                note=f"{1000 * p50:.2f} ms",
+            )
+        )
+        report.add(
+            Figure(
+                f"predict.{label}.savedmodel_{short}_p99_vs_bare",
+                p99 / bare99,
+                "x",
+                "<=",
+                TARGET_LATENCY,
+                note=f"{1000 * p99:.2f} ms",
+            )
+        )
+
+    # Folder throughput, bracketed by the bare batch-64 forward rate.
+    def forward_rate() -> float:
+        batches = calibrate(lambda n: [forward(x64).numpy() for _ in range(n)], seconds, 2)
+        return batches * 64 / timed(lambda: [forward(x64).numpy() for _ in range(batches)]).wall
+
+    seconds = 0.0 if args.smoke else 2.0
+    forward(x64).numpy()
+    before = forward_rate()
+    log(f"{label}: predict_paths over {len(paths)} files")
+    rows: list[Any] = []
+    folder_time = timed(lambda: rows.extend(predict_paths(loaded, [folder], batch_size=64)))
+    after = forward_rate()
+    errors = sum(1 for row in rows if row.error)
+    bare_rate = (before + after) / 2
+    folder_rate = len(rows) / folder_time.wall
+    report.add(Figure(f"predict.{label}.bare_forward_b64", bare_rate, "img/s", note="contended"))
+    report.add(
+        Figure(
+            f"predict.{label}.predict_paths_folder",
+            folder_rate,
+            "img/s",
+            note=f"{len(rows)} files, {errors} errors, contended",
+        )
+    )
+    report.add(
+        Figure(
+            f"predict.{label}.predict_paths_vs_forward_b64",
+            folder_rate / bare_rate,
+            "ratio",
+            ">=",
+            TARGET_FOLDER,
+            note="bare rate measured before and after",
+        )
+    )
+    details: dict[str, Any] = {
+        "model": vars(config),
+        "jpeg_side": jpeg_side,
+        "files": len(paths),
+        "latency_ms": {
+            name: {
+                "p50": 1000 * percentile(values, 50),
+                "p90": 1000 * percentile(values, 90),
+                "p99": 1000 * percentile(values, 99),
+            }
+            for name, values in samples.items()
+        },
+        "forward_b64_before_after": [before, after],
+        "predict_paths_seconds": folder_time.wall,
+        "predict_paths_cpu_seconds": folder_time.cpu,
+    }
+    if not args.no_cli:
+        details["cli"] = bench_cli(label, export_path, folder, paths, bare_rate, work, report)
+    report.details[label] = details
+
+
+def bench_cli(
+    label: str,
+    export_path: Path,
+    folder: Path,
+    paths: list[Path],
+    bare_rate: float,
+    work: Path,
+    report: Report,
+) -> dict[str, Any]:
+    """`emotion-tf predict` on the whole folder and on 64 files: start-up and rate per file."""
+    small = work / f"images-{label}-small"
+    small.mkdir(exist_ok=True)
+    for path in paths[:64]:
+        target = small / path.name
+        if not target.exists():
+            os.link(path, target)
+    script = Path(sys.executable).parent / "emotion-tf"
+    launcher = [str(script)] if script.is_file() else [sys.executable, "-m", "emotion_tf.cli"]
+    command = [*launcher, "predict", str(export_path)]
+    times = {}
+    for name, target, count in (("small", small, 64), ("full", folder, len(paths))):
+        log(f"{label}: emotion-tf predict on {count} files")
+        started = time.perf_counter()
+        done = subprocess.run(
+            [*command, str(target), "--format", "csv"], capture_output=True, text=True
+        )
+        times[name] = time.perf_counter() - started
+        lines = done.stdout.count("\n")
+        if done.returncode != 0 or lines < count:
+            log(f"{label}: emotion-tf predict failed ({done.returncode}): {done.stderr[-500:]}")
+            times[name] = float("nan")
+    marginal = (len(paths) - 64) / (times["full"] - times["small"])
+    report.add(
+        Figure(
+            f"predict.{label}.cli_{len(paths)}_files",
+            times["full"],
+            "s",
+            note=f"start-up and model load about {times['small'] - 64 / marginal:.1f} s",
+        )
+    )
+    report.add(
+        Figure(
+            f"predict.{label}.cli_rate_vs_forward_b64",
+            marginal / bare_rate,
+            "ratio",
+            ">=",
+            TARGET_FOLDER,
+            note=f"{marginal:.0f} files/s once started",
+        )
+    )
+    return {"seconds": times, "files_per_second_after_startup": marginal}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", nargs="+", default=["227", "fer"], help="227 and/or fer")
+    parser.add_argument("--files", type=int, default=2000, help="JPEG files in the folder")
+    parser.add_argument("--calls", type=int, default=200, help="single-image calls per path")
+    parser.add_argument("--jpeg-size-227", type=int, default=256, help="JPEG side for 227 px")
+    parser.add_argument("--no-cli", action="store_true", help="skip the emotion-tf subprocess")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.files, args.calls = 96, 8
+    report = Report("predict_latency", args)
+    with WorkDir(args.work_dir, "bench-predict-") as work:
+        for label, config, side in size_specs(args):
+            bench_size(label, config, side, args, work, report)
+    report.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The benchmark scripts run end to end at tiny sizes, and the precision switch trains and exports.
+
+These prove the scripts work from a fresh install; they measure nothing (see benchmarks/README.md
+for the real runs).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT, tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+BENCH = REPO_ROOT / "benchmarks"
+SCRIPTS = (
+    "train_throughput",
+    "vs_pytorch",
+    "precision",
+    "predict_latency",
+    "input_pipeline",
+)
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being built
+    spec.loader.exec_module(module)
+    return module
+
+
+def _check_report(path: Path, output: str, expected: set[str]) -> dict:
+    report = json.loads(path.read_text())
+    figures = report["figures"]
+    assert figures, "no figures written"
+    names = {f["name"].split(".")[-1] for f in figures}
+    assert expected <= names, f"missing figures: {expected - names}"
+    for figure in figures:
+        assert set(figure) >= {"name", "value", "unit", "target", "status"}
+        assert figure["status"] in {"PASS", "FAIL", "INFO"}
+        assert figure["value"] is not None and math.isfinite(figure["value"]), figure
+        assert f"SUMMARY {figure['name']} " in output
+    assert report["environment"]["cpus"] >= 1
+    assert report["environment"]["tensorflow"]
+    return report
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_script_help(name: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--out" in done.stdout and "--smoke" in done.stdout
+
+
+def test_train_throughput_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "train.json"
+    assert _load("train_throughput").main(["--smoke", "--out", str(out)]) == 0
+    report = _check_report(
+        out,
+        capsys.readouterr().out,
+        {"in_memory", "trainer_on_jpegs", "trainer_vs_in_memory", "epoch_callbacks"},
+    )
+    (rounds,) = report["details"].values()
+    profile = rounds["rounds"][0]["profile"]
+    assert profile["steps"] >= 1, profile
+    assert "model step" in profile["kernel_ms_by_stage"], profile
+
+
+def test_vs_pytorch_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "torch.json"
+    assert _load("vs_pytorch").main(["--smoke", "--out", str(out)]) == 0
+    report = _check_report(
+        out, capsys.readouterr().out, {"train_speedup", "infer_b8_speedup", "keras_train"}
+    )
+    (details,) = report["details"].values()
+    # The PyTorch model must have exactly the Keras model's layers.
+    assert details["trainable_parameters"]["keras"] == details["trainable_parameters"]["torch"]
+
+
+def test_precision_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import keras
+
+    out = tmp_path / "precision.json"
+    assert _load("precision").main(["--smoke", "--out", str(out)]) == 0
+    _check_report(out, capsys.readouterr().out, {"float32", "mixed_bfloat16", "fp16_vs_fp32"})
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_predict_latency_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "predict.json"
+    assert _load("predict_latency").main(["--smoke", "--no-cli", "--out", str(out)]) == 0
+    report = _check_report(
+        out,
+        capsys.readouterr().out,
+        {"savedmodel_bytes_p50_vs_bare", "predict_paths_vs_forward_b64", "bare_forward_b64"},
+    )
+    (details,) = report["details"].values()
+    assert details["files"] == 96
+
+
+def test_input_pipeline_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "input.json"
+    assert _load("input_pipeline").main(["--smoke", "--out", str(out)]) == 0
+    report = _check_report(
+        out, capsys.readouterr().out, {"first_epoch_vs_model", "cached_epochs_vs_model"}
+    )
+    (details,) = report["details"].values()
+    assert details["images"] == 64
+    assert details["first_epoch_limited_by"] in {
+        "read",
+        "decode",
+        "resize",
+        *details["augment_cost_us_per_image"],
+    }
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_and_exports(
+    precision: str, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    """Mixed precision trains, keeps float32 probabilities, and exports a working SavedModel."""
+    import keras
+
+    from emotion_tf.config import load_config
+    from emotion_tf.export import LoadedExport
+    from emotion_tf.train.trainer import train
+
+    config = load_config(
+        None, tiny_overrides(tmp_path / "run", tiny_data_dir, **{"train.precision": precision})
+    )
+    try:
+        result = train(config)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model = keras.models.load_model(tmp_path / "run" / "best.keras")
+    assert model.get_layer("conv1").dtype_policy.name == precision
+    assert model.get_layer("probabilities").dtype_policy.name == "float32"
+    assert math.isfinite(result.metrics["accuracy"])
+    loaded = LoadedExport(result.export_path)
+    blob = next((tiny_data_dir / "validation" / "happy").glob("*.jpg")).read_bytes()
+    outputs = loaded.predict_bytes([blob, blob])
+    assert outputs["probabilities"].dtype == np.float32
+    np.testing.assert_allclose(outputs["probabilities"].sum(axis=1), 1.0, atol=1e-5)
+    assert set(outputs["label"].astype(str)) <= {"happy", "sad"}
