@@ -231,7 +231,12 @@ def make_demo(out_dir: str, per_class: int, seed: int, overwrite: bool) -> None:
 
 # Commands that live beside their features: (module, click command attribute, parent group).
 # Add one line here per command; the module must not import emotion_tf.cli.
-EXTENSIONS: tuple[tuple[str, str, str], ...] = (("emotion_tf.serve.cli", "serve", "main"),)
+EXTENSIONS: tuple[tuple[str, str, str], ...] = (
+    ("emotion_tf.serve.cli", "serve", "main"),
+    ("emotion_tf.data.tools.commands", "prepare_fer2013_command", "data"),
+    ("emotion_tf.data.tools.commands", "split_command", "data"),
+    ("emotion_tf.data.tools.commands", "check_command", "data"),
+)
 
 
 def _register_extensions() -> None:

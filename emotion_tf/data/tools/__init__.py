@@ -1,0 +1,1 @@
+"""Data set tools behind `emotion-tf data ...`: FER2013 conversion, splitting, checking."""
