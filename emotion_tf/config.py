@@ -77,6 +77,8 @@ class TrainConfig:
     run_dir: str = "runs/default"
     export_dir: str = ""  # empty: <run_dir>/export
     verbose: int = -1  # -1: progress bar on a terminal, one line per epoch otherwise
+    # Bit-identical reruns and resumes: deterministic TF ops, batches augmented one at a time.
+    deterministic: bool = False
 
 
 @dataclasses.dataclass

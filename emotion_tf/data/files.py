@@ -1,17 +1,27 @@
-"""Find class folders and image files, and scan them for files that cannot be decoded."""
+"""Find class folders and image files, and scan them for files that cannot be used.
+
+Paths are plain `str`; names that are not valid UTF-8 arrive from `os.walk` with surrogate
+escapes and are turned back into their original bytes (`os.fsencode`) wherever TF needs them.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
+import io
 import logging
 import os
+import re
+import stat
 from pathlib import Path
 
 from emotion_tf.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLITS = ("train", "validation")
+# What TensorFlow's decode_image reads, by PIL's name for the format.
+TF_DECODABLE_FORMATS = {"JPEG", "PNG", "BMP", "GIF", "WEBP"}
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +34,8 @@ class LabelledFiles:
     paths: list[str]
     labels: list[int]
     ignored: list[str] = dataclasses.field(default_factory=list)  # not image extensions
+    # EXIF orientation (1-8) per path, filled in by `scan_split`; None means all upright.
+    orientations: list[int] | None = None
 
     def counts(self) -> dict[str, int]:
         result = dict.fromkeys(self.class_names, 0)
@@ -31,11 +43,29 @@ class LabelledFiles:
             result[self.class_names[label]] += 1
         return result
 
+    def orientation_list(self) -> list[int]:
+        return list(self.orientations) if self.orientations is not None else [1] * len(self.paths)
+
 
 @dataclasses.dataclass
 class BadFile:
     path: str
     reason: str
+
+
+@dataclasses.dataclass
+class ImageInfo:
+    """What the scan learned about one file: why it is unusable, or its EXIF orientation."""
+
+    reason: str | None = None
+    orientation: int = 1
+    width: int = 0
+    height: int = 0
+
+
+def display_path(path: str) -> str:
+    """`path` printable on any terminal: undecodable bytes of the name shown as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def is_image_name(name: str) -> bool:
@@ -47,7 +77,8 @@ def discover_classes(split_dir: Path) -> list[str]:
     if not split_dir.is_dir():
         raise DataError(f"data folder not found: {split_dir}")
     names = sorted(
-        entry.name for entry in os.scandir(split_dir)
+        entry.name
+        for entry in os.scandir(split_dir)
         if entry.is_dir() and not entry.name.startswith(".")
     )
     if not names:
@@ -58,11 +89,19 @@ def discover_classes(split_dir: Path) -> list[str]:
 
 
 def list_images(folder: Path) -> tuple[list[str], list[str]]:
-    """All image files under `folder` (recursive, sorted) and the non-image files found."""
+    """All image files under `folder` (recursive, sorted) and the other entries found.
+
+    Symlinked files are listed (they are read through the link); symlinked folders are not
+    followed, so a link loop cannot make the walk endless: they are reported with the others.
+    """
     images: list[str] = []
     others: list[str] = []
     for root, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        linked = sorted(d for d in dirs if os.path.islink(os.path.join(root, d)))
+        for name in linked:
+            log.warning("not following symlinked folder %s", display_path(os.path.join(root, name)))
+            others.append(os.path.join(root, name))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in linked)
         for name in sorted(files):
             if name.startswith("."):
                 continue
@@ -85,8 +124,12 @@ def list_split(split_dir: Path, class_names: list[str] | None = None) -> Labelle
         labels.extend([index] * len(images))
         ignored.extend(others)
     if ignored:
-        log.warning("%d non-image file(s) ignored in %s, e.g. %s", len(ignored), split_dir,
-                    ignored[0])
+        log.warning(
+            "%d non-image file(s) ignored in %s, e.g. %s",
+            len(ignored),
+            split_dir,
+            display_path(ignored[0]),
+        )
     return LabelledFiles(list(names), paths, labels, ignored)
 
 
@@ -106,53 +149,136 @@ def load_splits(data_dir: Path) -> dict[str, LabelledFiles]:
     return {split: list_split(data_dir / split, classes[split]) for split in SPLITS}
 
 
-def check_image(path: str, max_pixels: int) -> str | None:
-    """Return why `path` cannot be used as an image, or None if it decodes."""
-    import tensorflow as tf
+def file_list_hash(splits: dict[str, LabelledFiles], root: str | Path) -> str:
+    """A short hash of every (split, label, path relative to `root`) for provenance.
+
+    The same data set gives the same hash wherever it lives, as folders or as TFRecords.
+    """
+    digest = hashlib.sha256()
+    for split, files in sorted(splits.items()):
+        for path, label in zip(files.paths, files.labels):
+            relative = os.path.relpath(path, root)
+            digest.update(f"{split}\t{label}\t{relative}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:16]
+
+
+def _tf_message(err: Exception) -> str:
+    """The first line of a TF error, without its `{{function_node ...}}` prefix."""
+    text = getattr(err, "message", None) or str(err)
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text).strip()
+    return (text.splitlines() or ["unknown error"])[0][:120]
+
+
+def read_image_bytes(path: str, max_pixels: int) -> tuple[bytes | None, ImageInfo]:
+    """Read `path` once and check it: (its bytes, info) or (None, info with the reason).
+
+    Looks at the header with PIL first, so a decompression bomb (a small file that declares
+    huge dimensions) is refused before anything allocates its pixels.
+    """
     from PIL import Image, UnidentifiedImageError
+
+    from emotion_tf.data.orientation import read_orientation
+
+    Image.MAX_IMAGE_PIXELS = None  # max_pixels is enforced below, with a clearer message
+    try:
+        status = os.stat(path)
+        if not stat.S_ISREG(status.st_mode):  # a FIFO named .jpg would block a reader forever
+            return None, ImageInfo("not a regular file")
+        if status.st_size == 0:
+            return None, ImageInfo("empty file (0 bytes)")
+        if status.st_size > 8 * max_pixels + (1 << 20):
+            return None, ImageInfo(
+                f"too large: {status.st_size} bytes for at most data.max_pixels={max_pixels}"
+            )
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as err:
+        return None, ImageInfo(f"cannot read: {err.strerror or err}")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            width, height = probe.size
+            image_format = probe.format or "unknown"
+            orientation = read_orientation(probe)
+    except UnidentifiedImageError:
+        return None, ImageInfo("not an image: content is not a known image format")
+    except Exception as err:  # PIL raises a zoo of errors on malformed headers
+        return None, ImageInfo(f"not a readable image ({type(err).__name__}: {err})"[:160])
+    if width * height > max_pixels:
+        return None, ImageInfo(
+            f"too large: {width}x{height} pixels exceeds data.max_pixels={max_pixels}"
+        )
+    if image_format not in TF_DECODABLE_FORMATS:
+        return None, ImageInfo(
+            f"{image_format} content, which TensorFlow cannot decode (convert it to PNG or JPEG)"
+        )
+    return data, ImageInfo(None, orientation, width, height)
+
+
+def read_checked_image(path: str, max_pixels: int) -> tuple[bytes | None, ImageInfo]:
+    """Like `read_image_bytes`, and also decode the bytes once with the training decoder."""
+    import tensorflow as tf
 
     from emotion_tf.preprocess import decode_image
 
+    data, info = read_image_bytes(path, max_pixels)
+    if data is None:
+        return None, info
     try:
-        with Image.open(path) as probe:
-            width, height = probe.size
-    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
-        return f"not a readable image ({type(err).__name__})"
-    except OSError as err:
-        return f"cannot read: {err.strerror or err}"
-    except Exception as err:  # PIL raises a zoo of errors on malformed headers
-        return f"not a readable image ({type(err).__name__}: {err})"
-    if width * height > max_pixels:
-        return f"too large: {width}x{height} pixels exceeds data.max_pixels={max_pixels}"
-    try:
-        data = tf.io.read_file(path)
-        decode_image(data, channels=3)
-    except (tf.errors.InvalidArgumentError, tf.errors.OpError) as err:
-        message = (err.message or "").splitlines()[0][:120]
-        return f"cannot be decoded ({message})"
-    return None
+        decode_image(tf.constant(data), channels=3)
+    except (tf.errors.OpError, ValueError) as err:
+        return None, ImageInfo(f"cannot be decoded ({_tf_message(err)})")
+    return data, info
+
+
+def inspect_image(path: str, max_pixels: int) -> ImageInfo:
+    """Check that `path` decodes with the training decoder; report its EXIF orientation."""
+    return read_checked_image(path, max_pixels)[1]
+
+
+def check_image(path: str, max_pixels: int) -> str | None:
+    """Return why `path` cannot be used as an image, or None if it decodes."""
+    return inspect_image(path, max_pixels).reason
+
+
+def _inspect_all(paths: list[str], max_pixels: int, workers: int) -> list[ImageInfo]:
+    # Threads: PIL and TF release the GIL while they decode.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda p: inspect_image(p, max_pixels), paths))
 
 
 def scan_images(paths: list[str], max_pixels: int, workers: int = 4) -> list[BadFile]:
-    """Decode every file once (in threads; TF releases the GIL) and return those that fail."""
-    from PIL import Image
+    """Decode every file once and return those that fail, with the reason."""
+    infos = _inspect_all(paths, max_pixels, workers)
+    return [BadFile(p, i.reason) for p, i in zip(paths, infos) if i.reason is not None]
 
-    Image.MAX_IMAGE_PIXELS = None  # we enforce max_pixels ourselves, with a clearer message
-    bad: list[BadFile] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for path, reason in zip(paths, pool.map(lambda p: check_image(p, max_pixels), paths)):
-            if reason is not None:
-                bad.append(BadFile(path, reason))
-    return bad
+
+def scan_split(
+    files: LabelledFiles, max_pixels: int, workers: int = 4
+) -> tuple[LabelledFiles, list[BadFile]]:
+    """The usable files of a split (with their EXIF orientations) and the bad ones."""
+    infos = _inspect_all(files.paths, max_pixels, workers)
+    bad = [BadFile(p, i.reason) for p, i in zip(files.paths, infos) if i.reason is not None]
+    with_orientation = dataclasses.replace(files, orientations=[i.orientation for i in infos])
+    return drop_bad(with_orientation, bad), bad
 
 
 def drop_bad(files: LabelledFiles, bad: list[BadFile]) -> LabelledFiles:
     """The same split without the files listed in `bad`."""
     skip = {b.path for b in bad}
-    kept = [(p, y) for p, y in zip(files.paths, files.labels) if p not in skip]
-    result = LabelledFiles(files.class_names, [p for p, _ in kept], [y for _, y in kept],
-                           files.ignored)
+    keep = [i for i, p in enumerate(files.paths) if p not in skip]
+    orientations = files.orientations
+    result = LabelledFiles(
+        files.class_names,
+        [files.paths[i] for i in keep],
+        [files.labels[i] for i in keep],
+        files.ignored,
+        None if orientations is None else [orientations[i] for i in keep],
+    )
     for index, count in enumerate(result.counts().values()):
         if count == 0:
-            raise DataError(f"no decodable images left for class '{files.class_names[index]}'")
+            folder = os.path.dirname(files.paths[files.labels.index(index)])
+            raise DataError(
+                f"no usable images left in class folder {display_path(folder)} "
+                f"({len(files.labels) - len(result.labels)} file(s) could not be used)"
+            )
     return result

@@ -1,57 +1,208 @@
-"""tf.data input pipelines: read, decode, resize, cache, shuffle, batch, augment, prefetch."""
+"""tf.data input pipelines: read, decode, cache, shuffle, batch, augment, prefetch.
+
+Every random choice of a training epoch (shuffle order, augmentation) is a pure function of
+`train.seed` and the epoch number, so a run resumed from a backup after epoch k sees exactly
+the data an uninterrupted run would have seen in epochs k+1, k+2, ...
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+from typing import Union
+
+import keras
 import tensorflow as tf
 
 from emotion_tf.config import Config
 from emotion_tf.data.augment import build_augmenter
 from emotion_tf.data.files import LabelledFiles
-from emotion_tf.preprocess import bytes_to_model_input
+from emotion_tf.data.orientation import apply_orientation
+from emotion_tf.data.tfrecord import RecordSplit, read_records
+from emotion_tf.preprocess import decode_image, resize_uint8
 
 AUTOTUNE = tf.data.AUTOTUNE
+Split = Union[LabelledFiles, RecordSplit]  # noqa: UP007 (a runtime alias)
+_EPOCH_SEED_STRIDE = 1_000_003  # keeps the per-epoch shuffle seeds of nearby seeds apart
+
+log = logging.getLogger(__name__)
 
 
-def decoded_images(paths: list[str], size: int, channels: int) -> tf.data.Dataset:
-    """uint8 [size, size, channels] images of `paths`, decoded in parallel, in order."""
-    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string))
+def num_examples(split: Split) -> int:
+    return sum(split.counts().values())
+
+
+def encoded_examples(split: Split) -> tf.data.Dataset:
+    """(encoded image bytes, label, EXIF orientation) for every example, in a fixed order."""
+    if isinstance(split, RecordSplit):
+        return read_records(split)
+    # os.fsencode: names that are not UTF-8 must reach TF as their original bytes.
+    paths = tf.constant([os.fsencode(p) for p in split.paths], tf.string)
+    labels = tf.constant(split.labels, tf.int32)
+    orientations = tf.constant(split.orientation_list(), tf.int32)
+    dataset = tf.data.Dataset.from_tensor_slices((paths, labels, orientations))
     return dataset.map(
-        lambda path: bytes_to_model_input(tf.io.read_file(path), size, channels),
+        lambda path, label, orientation: (tf.io.read_file(path), label, orientation),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
 
 
+def decoded_examples(split: Split, size: int, channels: int) -> tf.data.Dataset:
+    """(uint8 [size, size, channels] upright image, label), decoded in parallel, in order.
+
+    The data scan has already left out files that do not decode; a file that breaks after the
+    scan (changed or deleted during training) is dropped with a logged warning instead of
+    stopping the run mid-epoch.
+    """
+
+    def decode(data: tf.Tensor, label: tf.Tensor, orientation: tf.Tensor):
+        image = apply_orientation(decode_image(data, channels), orientation)
+        return resize_uint8(image, size), label
+
+    dataset = encoded_examples(split).map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return dataset.ignore_errors(log_warning=True)
+
+
+def decoded_images(paths: list[str], size: int, channels: int) -> tf.data.Dataset:
+    """uint8 [size, size, channels] images of `paths`, decoded in parallel, in order."""
+    files = LabelledFiles(["any"], list(paths), [0] * len(paths))
+    return decoded_examples(files, size, channels).map(lambda image, _: image)
+
+
+def _epoch_seed(seed: int, epoch: tf.Tensor | int) -> tf.Tensor:
+    return tf.cast(seed, tf.int64) * _EPOCH_SEED_STRIDE + tf.cast(epoch, tf.int64)
+
+
+class _Augment:
+    """The configured augmenter, with its random state set from (seed, epoch, batch).
+
+    Keras random layers draw from a stateful SeedGenerator; setting its state before each
+    batch makes the draws reproducible after a resume. With `deterministic`, batches are
+    augmented one at a time so parallel calls cannot interleave their seed updates.
+    """
+
+    def __init__(self, config: Config):
+        self.layers = build_augmenter(config.data.augment, config.train.seed)
+        self.generators: list[keras.random.SeedGenerator] = []
+        if self.layers is not None:
+            self.generators = [
+                layer.generator
+                for layer in self.layers.layers
+                if isinstance(getattr(layer, "generator", None), keras.random.SeedGenerator)
+            ]
+        self.bases = [int(g.state.numpy()[0]) for g in self.generators]
+        self.parallel = None if config.train.deterministic else AUTOTUNE
+
+    def __call__(self, images: tf.Tensor, epoch: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+        if self.layers is None:
+            return images
+        counter = tf.cast(epoch, tf.int64) * (1 << 32) + tf.cast(batch, tf.int64) * (1 << 10)
+        for base, generator in zip(self.bases, self.generators):
+            generator.state.assign(tf.stack([tf.constant(base, tf.int64), counter]))
+        return self.layers(images, training=True)
+
+
+def _to_model(num_classes: int):
+    def convert(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.cast(image, tf.float32), tf.one_hot(label, num_classes)
+
+    return convert
+
+
+def _cached_examples(split: Split, config: Config) -> tf.data.Dataset:
+    dataset = decoded_examples(split, config.model.input_size, config.model.channels)
+    return dataset.cache() if config.data.cache else dataset
+
+
+def _training_epoch(
+    examples: tf.data.Dataset,
+    config: Config,
+    num_classes: int,
+    count: int,
+    drop_remainder: bool,
+    augment: _Augment,
+    epoch: tf.Tensor | int,
+) -> tf.data.Dataset:
+    """One epoch of augmented training batches, shuffled by (seed, epoch)."""
+    dataset = examples.shuffle(
+        min(config.data.shuffle_buffer, max(count, 1)),
+        seed=_epoch_seed(config.train.seed, epoch),
+        reshuffle_each_iteration=False,
+    )
+    dataset = dataset.batch(config.data.batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.map(_to_model(num_classes), num_parallel_calls=AUTOTUNE)
+    if augment.layers is None:
+        return dataset
+    return dataset.enumerate().map(
+        lambda batch, pair: (augment(pair[0], epoch, batch), pair[1]),
+        num_parallel_calls=augment.parallel,
+    )
+
+
 def build_dataset(
-    files: LabelledFiles,
+    files: Split,
     config: Config,
     training: bool,
     num_replicas: int = 1,
+    epoch: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of (float32 images in 0-255, one-hot labels) for `fit` or `evaluate`."""
+    """Batches of (float32 images in 0-255, one-hot labels) for one pass: `fit` or `evaluate`.
+
+    `training` shuffles and augments as in epoch `epoch` of `training_epochs`.
+    """
     num_classes = len(files.class_names)
-    images = decoded_images(files.paths, config.model.input_size, config.model.channels)
-    labels = tf.data.Dataset.from_tensor_slices(tf.constant(files.labels, tf.int32))
-    dataset = tf.data.Dataset.zip((images, labels))
-    if config.data.cache:
-        dataset = dataset.cache()
-    if training:
-        dataset = dataset.shuffle(
-            min(config.data.shuffle_buffer, len(files.paths)),
-            seed=config.train.seed,
-            reshuffle_each_iteration=True,
-        )
+    examples = _cached_examples(files, config)
     # Several replicas crash oneDNN on a last batch smaller than the replica count.
     drop_remainder = num_replicas > 1
-    dataset = dataset.batch(config.data.batch_size, drop_remainder=drop_remainder)
-
-    augmenter = build_augmenter(config.data.augment, config.train.seed) if training else None
-
-    def to_model(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image = tf.cast(image, tf.float32)
-        if augmenter is not None:
-            image = augmenter(image, training=True)
-        return image, tf.one_hot(label, num_classes)
-
-    dataset = dataset.map(to_model, num_parallel_calls=AUTOTUNE)
+    if training:
+        augment = _Augment(config)
+        dataset = _training_epoch(
+            examples, config, num_classes, num_examples(files), drop_remainder, augment, epoch
+        )
+    else:
+        dataset = examples.batch(config.data.batch_size, drop_remainder=drop_remainder)
+        dataset = dataset.map(_to_model(num_classes), num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)
+
+
+def training_epochs(
+    files: Split,
+    config: Config,
+    num_replicas: int = 1,
+    first_epoch: int = 0,
+) -> tuple[tf.data.Dataset, int]:
+    """Training batches for epochs `first_epoch` .. `train.epochs - 1`, back to back.
+
+    Returns the dataset and the number of batches per epoch (pass it to `fit` as
+    `steps_per_epoch`, so Keras keeps one iterator across epochs).
+    """
+    num_classes = len(files.class_names)
+    count = num_examples(files)
+    drop_remainder = num_replicas > 1
+    batch = config.data.batch_size
+    steps = count // batch if drop_remainder else -(-count // batch)
+    examples = _cached_examples(files, config)
+    augment = _Augment(config)
+    epochs = tf.data.Dataset.range(first_epoch, config.train.epochs)
+    dataset = epochs.flat_map(
+        lambda epoch: _training_epoch(
+            examples, config, num_classes, count, drop_remainder, augment, epoch
+        )
+    )
+    # repeat(): should a file break mid-run, later epochs borrow a batch rather than run dry.
+    return dataset.repeat().prefetch(AUTOTUNE), steps
+
+
+def validation_passes(
+    files: Split, config: Config, num_replicas: int = 1
+) -> tuple[tf.data.Dataset, int]:
+    """The validation batches repeated without end, and the number of batches in one pass.
+
+    Pass both to `fit` (`validation_steps`): Keras then keeps one iterator, and every
+    validation pass sees the same batches even if a file breaks during the run.
+    """
+    count = num_examples(files)
+    batch = config.data.batch_size
+    steps = count // batch if num_replicas > 1 else -(-count // batch)
+    return build_dataset(files, config, False, num_replicas).repeat(), steps

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 
+from emotion_tf.errors import ModelDirError
 from emotion_tf.io_utils import atomic_write_json, atomic_write_text
 
 
@@ -24,6 +25,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         monitor: str = "val_accuracy",
         state_path: Path | None = None,
         enabled: bool = True,
+        resume: bool = False,
     ):
         super().__init__()
         self.path = Path(path)
@@ -31,7 +33,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.state_path = Path(state_path or self.path.with_suffix(".best.json"))
         self.enabled = enabled
         self.best = -math.inf
-        if self.state_path.is_file():  # a resumed run keeps the best it already had
+        if resume and self.state_path.is_file():  # a resumed run keeps the best it already had
             self.best = json.loads(self.state_path.read_text())["best"]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -57,16 +59,19 @@ class BestCheckpoint(keras.callbacks.Callback):
 class HistoryWriter(keras.callbacks.Callback):
     """Keep history.csv and history.json current after every epoch, without gaps on resume."""
 
-    def __init__(self, run_dir: Path, enabled: bool = True):
+    def __init__(self, run_dir: Path, enabled: bool = True, first_epoch: int = 0):
         super().__init__()
         self.json_path = Path(run_dir) / "history.json"
         self.csv_path = Path(run_dir) / "history.csv"
         self.enabled = enabled
+        self.first_epoch = first_epoch
         self.rows: list[dict] = []
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        if self.json_path.is_file():
-            self.rows = json.loads(self.json_path.read_text())
+        # Keep the rows of the epochs a resumed run does not repeat; a fresh run keeps none.
+        if self.first_epoch and self.json_path.is_file():
+            rows = json.loads(self.json_path.read_text())
+            self.rows = [row for row in rows if row["epoch"] <= self.first_epoch]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         # Rows from epochs at or after this one belong to an interrupted attempt: replace them.
@@ -87,3 +92,87 @@ class HistoryWriter(keras.callbacks.Callback):
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_text(self.csv_path, buffer.getvalue())
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Set the model's random state (dropout) from the epoch number when each epoch begins.
+
+    Keras does not save SeedGenerator states with the weights, so without this a resumed run
+    would draw different dropout masks than an uninterrupted one.
+    """
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.states = [v for v in self.model.variables if v.name == "seed_generator_state"]
+        self.bases = [int(v.numpy()[0]) for v in self.states]
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        for base, state in zip(self.bases, self.states):
+            state.assign([base, epoch << 32])
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` whose backups survive being killed at any moment.
+
+    Keras rewrites its one backup file in place, so a kill during the write leaves nothing
+    loadable. Here each epoch's weights (and optimizer state) go to a temp file renamed to
+    `epoch-NNNN.weights.h5`, then `state.json` is replaced atomically to point at it; the
+    previous epoch's file is kept until the next one is complete, which also lets the workers
+    of a multi-worker job agree on an epoch they all have (`saved_epochs`).
+    """
+
+    STATE_FILE = "state.json"
+
+    def __init__(self, backup_dir: Path, resume_epoch: int = 0):
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=True)
+        self.dir = Path(backup_dir)
+        self.resume_epoch = resume_epoch
+
+    @classmethod
+    def saved_epochs(cls, backup_dir: Path) -> list[int]:
+        """Epochs with a complete backup in `backup_dir`, oldest first."""
+        state = Path(backup_dir) / cls.STATE_FILE
+        if not state.is_file():
+            return []
+        epochs = json.loads(state.read_text()).get("epochs", [])
+        return [e for e in epochs if (Path(backup_dir) / cls.weights_name(e)).is_file()]
+
+    @staticmethod
+    def weights_name(epoch: int) -> str:
+        return f"epoch-{epoch:04d}.weights.h5"
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._load_model()
+
+    def _load_model(self) -> None:
+        self._current_epoch = self.resume_epoch
+        if not self.resume_epoch:
+            return
+        path = self.dir / self.weights_name(self.resume_epoch)
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        try:
+            self.model.load_weights(str(path))
+        except (OSError, ValueError) as err:
+            raise ModelDirError(
+                f"cannot restore the backup {path} ({err}); it does not fit this model. "
+                f"Delete {self.dir} to start the run from scratch."
+            ) from err
+        self.model._initial_epoch = self.resume_epoch
+
+    def _save_model(self) -> None:
+        epoch = self._current_epoch
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=self.dir)
+        os.close(fd)
+        try:
+            self.model.save_weights(tmp, overwrite=True)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.dir / self.weights_name(epoch))
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        keep = sorted({*self.saved_epochs(self.dir)[-1:], epoch})
+        atomic_write_json(self.dir / self.STATE_FILE, {"epochs": keep})
+        for old in self.dir.glob("epoch-*.weights.h5"):
+            if old.name not in {self.weights_name(e) for e in keep}:
+                old.unlink(missing_ok=True)

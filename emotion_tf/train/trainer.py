@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,14 +18,41 @@ import tensorflow as tf
 
 from emotion_tf import __version__
 from emotion_tf.config import Config, save_config
-from emotion_tf.data.files import BadFile, LabelledFiles, drop_bad, load_splits, scan_images
-from emotion_tf.data.pipeline import build_dataset
+from emotion_tf.data.files import (
+    BadFile,
+    LabelledFiles,
+    display_path,
+    file_list_hash,
+    load_splits,
+    scan_split,
+)
+from emotion_tf.data.pipeline import (
+    Split,
+    build_dataset,
+    num_examples,
+    training_epochs,
+    validation_passes,
+)
+from emotion_tf.data.tfrecord import is_tfrecord_dir, load_record_splits, read_manifest
+from emotion_tf.errors import ConfigError
 from emotion_tf.export import export_model
 from emotion_tf.io_utils import atomic_write_json
 from emotion_tf.metrics import classification_metrics
 from emotion_tf.model.alexnet import build_alexnet
-from emotion_tf.train.callbacks import BestCheckpoint, HistoryWriter
-from emotion_tf.train.strategy import build_strategy, is_chief
+from emotion_tf.train.callbacks import (
+    AtomicBackupAndRestore,
+    BestCheckpoint,
+    EpochSeeds,
+    HistoryWriter,
+)
+from emotion_tf.train.strategy import (
+    agree_on_epoch,
+    build_strategy,
+    is_chief,
+    prepare_multi_worker_fit,
+    task_name,
+    wait_for_all_workers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +65,36 @@ class TrainResult:
     export_path: Path | None
     metrics: dict[str, Any]
     skipped: list[BadFile]
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """The train and validation splits (folders or TFRecords) and what the scan left out."""
+
+    splits: dict[str, Split]
+    skipped: list[BadFile]
+    data_format: str  # "folders" or "tfrecord"
+    file_list_hash: str
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for run_info.json: enough to audit what a run was trained on."""
+        exif = {
+            split: sum(o != 1 for o in files.orientation_list())
+            for split, files in self.splits.items()
+            if isinstance(files, LabelledFiles)
+        }
+        return {
+            "data_format": self.data_format,
+            "counts": {split: files.counts() for split, files in self.splits.items()},
+            "file_list_hash": self.file_list_hash,
+            "skipped_files": [
+                {"path": display_path(b.path), "reason": b.reason} for b in self.skipped
+            ],
+            "ignored_non_images": sum(
+                len(f.ignored) for f in self.splits.values() if isinstance(f, LabelledFiles)
+            ),
+            "exif_rotated": exif,
+        }
 
 
 def build_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -60,19 +117,46 @@ def build_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Op
     return keras.optimizers.Adam(rate, weight_decay=train.weight_decay or None)
 
 
-def class_weights(files: LabelledFiles) -> dict[int, float]:
+def class_weights(files: Split) -> dict[int, float]:
     """Weights inversely proportional to class frequency, averaging 1 over the samples."""
-    counts = np.bincount(files.labels, minlength=len(files.class_names))
+    counts = np.array(list(files.counts().values()))
     total = counts.sum()
     return {i: float(total / (len(counts) * c)) for i, c in enumerate(counts) if c}
 
 
-def file_list_hash(files: dict[str, LabelledFiles]) -> str:
-    digest = hashlib.sha256()
-    for split, split_files in sorted(files.items()):
-        for path, label in zip(split_files.paths, split_files.labels):
-            digest.update(f"{split}\t{label}\t{path}\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()[:16]
+def load_training_data(config: Config) -> TrainingData:
+    """List and scan the data dir (folders), or read a TFRecord manifest; log what is left out."""
+    data_dir = Path(config.data.data_dir)
+    if is_tfrecord_dir(data_dir):
+        manifest = read_manifest(data_dir)
+        skipped = [
+            BadFile(item["path"], f"{item['reason']} (left out by to-tfrecord)")
+            for info in manifest["splits"].values()
+            for item in info.get("skipped_files", [])
+        ]
+        return TrainingData(
+            load_record_splits(data_dir), skipped, "tfrecord", manifest.get("file_list_hash", "")
+        )
+    splits = load_splits(data_dir)
+    started = time.monotonic()
+    skipped: list[BadFile] = []
+    for split, files in list(splits.items()):
+        splits[split], bad = scan_split(files, config.data.max_pixels)
+        for item in bad:
+            log.warning("skipping %s: %s", display_path(item.path), item.reason)
+        if bad:
+            log.warning("%d unusable file(s) left out of %s", len(bad), split)
+        skipped.extend(bad)
+    from emotion_tf.data.tools.check import scan_duplicates  # the scan `data check` runs
+
+    for line in scan_duplicates(splits).warnings():
+        log.warning("%s; `emotion-tf data check %s` lists them", line, data_dir)
+    log.info(
+        "scanned %d files in %.1fs",
+        sum(len(f.paths) for f in splits.values()),
+        time.monotonic() - started,
+    )
+    return TrainingData(splits, skipped, "folders", file_list_hash(splits, data_dir))
 
 
 def predict_probabilities(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, ...]:
@@ -89,60 +173,61 @@ def _verbosity(setting: int) -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
+def _shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Each worker keeps its share of every global batch (tf.data's DATA auto-shard).
+
+    Every worker runs the same seeded pipeline, so the replicas of a step together see exactly
+    the batch one worker would have seen: results match a single-worker run.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
 def train(config: Config, export: bool = True) -> TrainResult:
     """Run a full training job described by `config` and return where its results are."""
     strategy = build_strategy(config.train.strategy)  # first: multi-worker must precede TF ops
     keras.utils.set_random_seed(config.train.seed)
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(config.train.precision)
     chief = is_chief()
     run_dir = Path(config.train.run_dir)
-    work_dir = run_dir if chief else run_dir / f".worker-{id(strategy)}"
+    # A non-chief worker keeps its backup and logs in a folder of its own, removed at the end.
+    work_dir = run_dir if chief else run_dir / f".{task_name() or 'worker'}"
     work_dir.mkdir(parents=True, exist_ok=True)
     if chief:
         save_config(config, run_dir / "config.yaml")
 
-    splits = load_splits(Path(config.data.data_dir))
-    started = time.monotonic()
-    skipped: list[BadFile] = []
-    for split, files in list(splits.items()):
-        bad = scan_images(files.paths, config.data.max_pixels)
-        for item in bad:
-            log.warning("skipping %s: %s", item.path, item.reason)
-        if bad:
-            log.warning("%d undecodable file(s) left out of %s", len(bad), split)
-            splits[split] = drop_bad(files, bad)
-        skipped.extend(bad)
-    log.info(
-        "scanned %d files in %.1fs",
-        sum(len(f.paths) for f in splits.values()),
-        time.monotonic() - started,
-    )
-    train_files, val_files = splits["train"], splits["validation"]
+    data = load_training_data(config)
+    train_files, val_files = data.splits["train"], data.splits["validation"]
     class_names = train_files.class_names
     log.info(
         "classes %s; train %s; validation %s", class_names, train_files.counts(), val_files.counts()
     )
 
+    backup_dir = work_dir / "backup"
+    first_epoch = agree_on_epoch(strategy, AtomicBackupAndRestore.saved_epochs(backup_dir))
+    if first_epoch >= config.train.epochs:
+        raise ConfigError(
+            f"train.epochs={config.train.epochs} but the backup in {backup_dir} has already "
+            f"finished epoch {first_epoch}: raise train.epochs or delete the backup"
+        )
+    if first_epoch:
+        log.info("resuming after epoch %d from the backup in %s", first_epoch, backup_dir)
+
     replicas = strategy.num_replicas_in_sync
-    train_ds = build_dataset(train_files, config, training=True, num_replicas=replicas)
-    val_ds = build_dataset(val_files, config, training=False, num_replicas=replicas)
+    train_ds, steps = training_epochs(train_files, config, replicas, first_epoch)
+    val_ds, val_steps = validation_passes(val_files, config, replicas)
     if replicas > 1 or config.train.strategy == "multi_worker":
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA
-        )
-        train_ds = train_ds.with_options(options)
-        val_ds = val_ds.with_options(options)
-    steps = (
-        len(train_files.paths) // config.data.batch_size
-        if replicas > 1
-        else math.ceil(len(train_files.paths) / config.data.batch_size)
-    )
-    if steps < 1:
-        raise ValueError(
-            f"data.batch_size={config.data.batch_size} is larger than the "
-            f"{len(train_files.paths)} training images with {replicas} replicas"
-        )
+        train_ds, val_ds = _shard_by_data(train_ds), _shard_by_data(val_ds)
+    for split, count in (("train", steps), ("validation", val_steps)):
+        if count < 1:
+            raise ConfigError(
+                f"data.batch_size={config.data.batch_size} is larger than the "
+                f"{num_examples(data.splits[split])} {split} images ({replicas} replicas "
+                "need full batches)"
+            )
 
     with strategy.scope():
         model = build_alexnet(config.model, len(class_names))
@@ -151,6 +236,8 @@ def train(config: Config, export: bool = True) -> TrainResult:
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.train.label_smoothing),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         )
+    size, channels = config.model.input_size, config.model.channels
+    prepare_multi_worker_fit(model, strategy, (size, size, channels), len(class_names))
     log.info(
         "AlexNet with %s parameters, input %dx%dx%d",
         f"{model.count_params():,}",
@@ -159,18 +246,23 @@ def train(config: Config, export: bool = True) -> TrainResult:
         config.model.channels,
     )
 
-    checkpoint = BestCheckpoint(run_dir / BEST_CHECKPOINT, enabled=chief)
+    checkpoint = BestCheckpoint(run_dir / BEST_CHECKPOINT, enabled=chief, resume=first_epoch > 0)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
+        EpochSeeds(),
         checkpoint,
-        HistoryWriter(run_dir, enabled=chief),
+        HistoryWriter(run_dir, enabled=chief, first_epoch=first_epoch),
         keras.callbacks.TensorBoard(str(work_dir / "logs"), write_graph=False),
+        # Last, so an epoch counts as done only after its checkpoint and history are written.
+        AtomicBackupAndRestore(backup_dir, resume_epoch=first_epoch),
     ]
     fit_started = time.monotonic()
     model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=config.train.epochs,
+        initial_epoch=first_epoch,
+        steps_per_epoch=steps,
+        validation_steps=val_steps,
         callbacks=callbacks,
         class_weight=class_weights(train_files)
         if config.train.class_weight == "balanced"
@@ -190,7 +282,7 @@ def train(config: Config, export: bool = True) -> TrainResult:
             "split": "validation",
             "best_epoch_val_accuracy": checkpoint.best if math.isfinite(checkpoint.best) else None,
             "train_seconds": round(train_seconds, 1),
-            "skipped_files": len(skipped),
+            "skipped_files": len(data.skipped),
         }
     )
     run_info = {
@@ -200,12 +292,12 @@ def train(config: Config, export: bool = True) -> TrainResult:
         "python_version": platform.python_version(),
         "strategy": type(strategy).__name__,
         "replicas": replicas,
+        "task": task_name() or None,
+        "deterministic": config.train.deterministic,
+        "resumed_after_epoch": first_epoch,
         "config_hash": config.digest(),
         "data_dir": str(Path(config.data.data_dir).resolve()),
-        "counts": {split: files.counts() for split, files in splits.items()},
-        "file_list_hash": file_list_hash(splits),
-        "skipped_files": [dataclasses.asdict(b) for b in skipped],
-        "ignored_non_images": sum(len(f.ignored) for f in splits.values()),
+        **data.summary(),
     }
     export_path = None
     if chief:
@@ -219,7 +311,10 @@ def train(config: Config, export: bool = True) -> TrainResult:
                 metadata={"metrics": _headline(metrics), "config_hash": config.digest()},
             )
             log.info("exported SavedModel to %s", export_path)
-    return TrainResult(run_dir, export_path, metrics, skipped)
+    else:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    wait_for_all_workers(strategy)
+    return TrainResult(run_dir, export_path, metrics, data.skipped)
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:

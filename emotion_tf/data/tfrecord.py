@@ -1,0 +1,284 @@
+"""Sharded TFRecords for data sets too large for folders of files.
+
+`emotion-tf data to-tfrecord DATA_DIR OUT --shards N` scans DATA_DIR like `train` does and
+writes, per split, N shards `OUT/<split>-00000-of-0000N.tfrecord` of `tf.train.Example`s:
+
+- `image`: the file's encoded bytes, unchanged (jpg/png/bmp/gif/webp);
+- `label`: the class index (int64); `path`: the source path (bytes);
+- `orientation`: the EXIF orientation (int64, 1 = upright), applied when read.
+
+plus `OUT/tfrecords.json`, the manifest: class names, counts, shard names, the files left out.
+A data dir holding that manifest is read as TFRecords by `train` (`data.data_dir=OUT`).
+File i goes to shard i mod N, and reading interleaves the shards one record at a time, so the
+records come back in the folder's order and training gives the same results on either form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from emotion_tf import __version__
+from emotion_tf.data.files import (
+    SPLITS,
+    BadFile,
+    ImageInfo,
+    LabelledFiles,
+    display_path,
+    drop_bad,
+    file_list_hash,
+    load_splits,
+    read_checked_image,
+)
+from emotion_tf.errors import DataError, EmotionTFError
+from emotion_tf.io_utils import atomic_write_json
+
+MANIFEST = "tfrecords.json"
+FORMAT = "emotion-tf-tfrecord"
+FORMAT_VERSION = 1
+_CHUNK = 256  # files inspected in parallel at a time; bounds the bytes held in memory
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class RecordSplit:
+    """One split stored as TFRecord shards."""
+
+    class_names: list[str]
+    files: list[str]  # shard paths
+    class_counts: dict[str, int]
+    file_list_hash: str = ""
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.class_counts)
+
+
+def is_tfrecord_dir(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def read_manifest(data_dir: str | Path) -> dict[str, Any]:
+    """The parsed `tfrecords.json` of a TFRecord data dir."""
+    manifest_path = Path(data_dir) / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read TFRecord manifest {manifest_path}: {err}") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(f"{manifest_path}: not an emotion-tf TFRecord manifest")
+    return manifest
+
+
+def load_record_splits(data_dir: str | Path) -> dict[str, RecordSplit]:
+    """Read the manifest of a TFRecord data dir and check that its shards are there."""
+    data_dir = Path(data_dir)
+    manifest_path = data_dir / MANIFEST
+    manifest = read_manifest(data_dir)
+    class_names = list(manifest["class_names"])
+    result = {}
+    for split in SPLITS:
+        info = manifest["splits"].get(split)
+        if not info:
+            raise DataError(f"{manifest_path}: no '{split}' split")
+        shards = [str(data_dir / name) for name in info["files"]]
+        missing = [s for s in shards if not os.path.isfile(s)]
+        if missing:
+            raise DataError(f"TFRecord shard missing: {missing[0]}")
+        counts = {name: int(info["counts"].get(name, 0)) for name in class_names}
+        empty = [name for name, count in counts.items() if count == 0]
+        if empty:
+            raise DataError(f"{manifest_path}: class '{empty[0]}' has no '{split}' examples")
+        result[split] = RecordSplit(class_names, shards, counts, info.get("file_list_hash", ""))
+    return result
+
+
+def _example(data: bytes, label: int, path: str, orientation: int) -> bytes:
+    import tensorflow as tf
+
+    def feature(**kind: Any) -> tf.train.Feature:
+        return tf.train.Feature(**kind)
+
+    features = {
+        "image": feature(bytes_list=tf.train.BytesList(value=[data])),
+        "label": feature(int64_list=tf.train.Int64List(value=[label])),
+        "path": feature(bytes_list=tf.train.BytesList(value=[os.fsencode(path)])),
+        "orientation": feature(int64_list=tf.train.Int64List(value=[orientation])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def _checked_bytes(
+    files: LabelledFiles, max_pixels: int, workers: int
+) -> Iterator[tuple[int, bytes | None, ImageInfo]]:
+    """(index, bytes or None, info) for every file, in order, checked in parallel."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(files.paths), _CHUNK):
+            chunk = files.paths[start : start + _CHUNK]
+            checked = pool.map(lambda path: read_checked_image(path, max_pixels), chunk)
+            for offset, (data, info) in enumerate(checked):
+                yield start + offset, data, info
+
+
+def _write_split(
+    split: str,
+    files: LabelledFiles,
+    out_dir: Path,
+    shards: int,
+    max_pixels: int,
+    workers: int,
+) -> tuple[LabelledFiles, list[str], list[BadFile]]:
+    """Stream one split into `shards` shards; return its clean file list, shard names, bad files."""
+    import tensorflow as tf
+
+    count = min(shards, max(1, len(files.paths)))
+    names = [f"{split}-{i:05d}-of-{count:05d}.tfrecord" for i in range(count)]
+    writers = [tf.io.TFRecordWriter(str(out_dir / name)) for name in names]
+    bad: list[BadFile] = []
+    orientations: dict[str, int] = {}
+    try:
+        for index, data, info in _checked_bytes(files, max_pixels, workers):
+            path = files.paths[index]
+            if data is None:
+                log.warning("skipping %s: %s", display_path(path), info.reason)
+                bad.append(BadFile(path, info.reason or "unusable"))
+                continue
+            # The k-th good file goes to shard k mod count: reading round-robin restores order.
+            position = index - len(bad)
+            example = _example(data, files.labels[index], path, info.orientation)
+            writers[position % count].write(example)
+            orientations[path] = info.orientation
+            if (index + 1) % 1000 == 0:
+                log.info("%s: %d of %d files written", split, index + 1, len(files.paths))
+    finally:
+        for writer in writers:
+            writer.close()
+    clean = drop_bad(files, bad)
+    clean.orientations = [orientations[p] for p in clean.paths]
+    return clean, names, bad
+
+
+def write_tfrecords(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    shards: int,
+    max_pixels: int = 50_000_000,
+    overwrite: bool = False,
+    workers: int = 4,
+) -> dict[str, Any]:
+    """Convert a folder data set to sharded TFRecords in `out_dir`; return the manifest.
+
+    Written into a temporary folder beside `out_dir` and renamed into place at the end, so an
+    interrupted conversion never leaves a half-written data set that looks complete.
+    """
+    if shards < 1:
+        raise DataError(f"--shards must be at least 1. Received: {shards}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
+        raise DataError(f"output exists and is not empty (use --overwrite): {out_dir}")
+    splits = load_splits(Path(data_dir))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "package_version": __version__,
+            "source": str(Path(data_dir).resolve()),
+            "max_pixels": max_pixels,
+            "class_names": splits["train"].class_names,
+            "splits": {},
+        }
+        clean: dict[str, LabelledFiles] = {}
+        for split, files in splits.items():
+            clean[split], names, bad = _write_split(split, files, tmp, shards, max_pixels, workers)
+            manifest["splits"][split] = {
+                "files": names,
+                "counts": clean[split].counts(),
+                "num_examples": len(clean[split].paths),
+                "file_list_hash": file_list_hash({split: clean[split]}, data_dir),
+                "skipped_files": [{"path": display_path(b.path), "reason": b.reason} for b in bad],
+                "exif_rotated": sum(o != 1 for o in clean[split].orientation_list()),
+            }
+        manifest["file_list_hash"] = file_list_hash(clean, data_dir)
+        atomic_write_json(tmp / MANIFEST, manifest)
+        if out_dir.exists():
+            shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
+        os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def read_records(split: RecordSplit, parallel_reads: int = 16) -> Any:
+    """(encoded image bytes, label, orientation) for every record, in the folder's order."""
+    import tensorflow as tf
+
+    spec = {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "orientation": tf.io.FixedLenFeature([], tf.int64, default_value=1),
+    }
+
+    def parse(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        example = tf.io.parse_single_example(record, spec)
+        label = tf.cast(example["label"], tf.int32)
+        return example["image"], label, tf.cast(example["orientation"], tf.int32)
+
+    shards = tf.data.Dataset.from_tensor_slices(tf.constant(split.files, tf.string))
+    records = shards.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=len(split.files),  # one record from each shard in turn: the folder order
+        block_length=1,
+        num_parallel_calls=min(parallel_reads, len(split.files)),
+        deterministic=True,
+    )
+    return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+@click.command("to-tfrecord")
+@click.argument("data_dir", type=click.Path(file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--shards", default=8, show_default=True, help="Shards per split.")
+@click.option(
+    "--max-pixels",
+    default=50_000_000,
+    show_default=True,
+    help="Refuse images with more pixels (decompression bombs).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT_DIR.")
+def to_tfrecord_command(
+    data_dir: str, out_dir: str, shards: int, max_pixels: int, overwrite: bool
+) -> None:
+    """Write DATA_DIR's train/ and validation/ as sharded TFRecords into OUT_DIR.
+
+    Train on the result with --data-dir OUT_DIR. Files that cannot be decoded are left out
+    and listed in OUT_DIR/tfrecords.json.
+    """
+    try:
+        manifest = write_tfrecords(data_dir, out_dir, shards, max_pixels, overwrite)
+    except EmotionTFError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    for split, info in manifest["splits"].items():
+        skipped = len(info["skipped_files"])
+        note = f"; skipped {skipped} bad file(s)" if skipped else ""
+        click.echo(
+            f"{split}: {info['num_examples']} examples in {len(info['files'])} shard(s) "
+            f"{json.dumps(info['counts'])}{note}"
+        )
+    click.echo(f"manifest: {Path(out_dir) / MANIFEST}")
