@@ -236,6 +236,7 @@ EXTENSIONS: tuple[tuple[str, str, str], ...] = (
     ("emotion_tf.data.tools.commands", "prepare_fer2013_command", "data"),
     ("emotion_tf.data.tools.commands", "split_command", "data"),
     ("emotion_tf.data.tools.commands", "check_command", "data"),
+    ("emotion_tf.data.tfrecord", "to_tfrecord_command", "data"),
 )
 
 
