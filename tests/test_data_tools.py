@@ -292,3 +292,26 @@ def test_check_cli_json_and_strict(messy_data: Path, class_folders: Path) -> Non
     assert clean.exit_code == 0 and "no problems found" in clean.stdout
     missing = runner.invoke(main, ["data", "check", str(messy_data / "nope")])
     assert missing.exit_code == 2 and "not found" in missing.stderr
+
+
+# --- train runs the same scan ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_train_warns_about_leakage_and_label_conflicts(
+    tiny_data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from emotion_tf.config import load_config
+    from emotion_tf.train.trainer import train
+    from tests.conftest import tiny_overrides
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data_dir, data)
+    happy = sorted((data / "train" / "happy").iterdir())
+    shutil.copy(happy[0], data / "validation" / "happy" / f"leak{happy[0].suffix}")
+    shutil.copy(happy[1], data / "train" / "sad" / f"conflict{happy[1].suffix}")
+    with caplog.at_level(logging.WARNING, logger="emotion_tf"):
+        train(load_config(None, tiny_overrides(tmp_path / "run", data)), export=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("leakage: 1 image(s)") and "leak" in m for m in warnings), warnings
+    assert any(m.startswith("label conflicts: 1 image(s)") for m in warnings), warnings
