@@ -163,19 +163,87 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
     show_default=True,
 )
 @click.option("--batch-size", default=64, show_default=True)
+@click.option(
+    "--faces",
+    type=click.Choice(["auto", "detect", "none"]),
+    default="auto",
+    show_default=True,
+    help="auto: find faces unless the image already looks like a face crop; detect: always "
+    "find faces; none: classify each image whole (pre-cropped faces).",
+)
+@click.option(
+    "--fallback",
+    type=click.Choice(["none", "whole-image"]),
+    default="none",
+    show_default=True,
+    help="When no face is found: a 'no face found' row (none) or classify the whole image.",
+)
+@click.option(
+    "--face-margin",
+    type=float,
+    default=None,
+    help="Margin around a detected face, as a fraction of its size (default 0.2).",
+)
+@click.option(
+    "--annotate",
+    "annotate_dir",
+    type=click.Path(file_okay=False),
+    help="Write copies of the images with boxes, labels and confidences drawn into this folder.",
+)
 @friendly_errors
-def predict(model: str, paths: tuple[str, ...], fmt: str, batch_size: int) -> None:
+def predict(
+    model: str,
+    paths: tuple[str, ...],
+    fmt: str,
+    batch_size: int,
+    faces: str,
+    fallback: str,
+    face_margin: float | None,
+    annotate_dir: str | None,
+) -> None:
     """Predict labels for image files and folders (recursively) with the export at MODEL.
 
     MODEL is an export base (newest version), a version folder, or a run directory.
-    Exits with status 1 if any input could not be predicted.
+    With face detection, each face gives one row with its box [x, y, w, h] and detector score.
+    Exits with status 1 if any input could not be predicted (a photo without a face is not a
+    failure: it gets a "no face found" row).
     """
     from emotion_tf.export import LoadedExport
-    from emotion_tf.predict import predict_paths
+    from emotion_tf.faces.crop import DEFAULT_MARGIN
+    from emotion_tf.predict import (
+        Annotator,
+        as_plain_row,
+        format_face_rows,
+        predict_faces,
+        predict_paths,
+    )
 
     loaded = LoadedExport(model)
-    rows = list(predict_paths(loaded, paths, batch_size=batch_size))
-    click.echo(_format_rows(rows, loaded.class_names, fmt))
+    if faces == "none" and not annotate_dir:
+        rows = list(predict_paths(loaded, paths, batch_size=batch_size))
+        click.echo(_format_rows(rows, loaded.class_names, fmt))
+    else:
+        annotator = Annotator(Path(annotate_dir), loaded.class_names) if annotate_dir else None
+        rows = list(
+            predict_faces(
+                loaded,
+                paths,
+                faces,
+                fallback,
+                batch_size=batch_size,
+                margin=DEFAULT_MARGIN if face_margin is None else face_margin,
+                on_image=annotator,
+            )
+        )
+        if faces == "none":
+            click.echo(_format_rows([as_plain_row(r) for r in rows], loaded.class_names, fmt))
+        else:
+            click.echo(format_face_rows(rows, loaded.class_names, fmt))
+        no_face = sum(1 for row in rows if row.no_face)
+        if no_face:
+            click.echo(f"{no_face} image(s) with no face found", err=True)
+        if annotator:
+            click.echo(f"annotated {len(annotator.written)} image(s) in {annotate_dir}", err=True)
     failed = sum(1 for row in rows if row.error)
     if failed:
         click.echo(f"{failed} of {len(rows)} input(s) failed", err=True)
@@ -189,18 +257,55 @@ def predict(model: str, paths: tuple[str, ...], fmt: str, batch_size: int) -> No
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
+@click.option(
+    "--faces",
+    type=click.Choice(["auto", "detect", "none"]),
+    default="auto",
+    show_default=True,
+    help="auto: classify the largest face unless the image already looks like a face crop; "
+    "detect: always find faces; none: classify each image whole.",
+)
+@click.option(
+    "--fallback",
+    type=click.Choice(["none", "whole-image"]),
+    default="none",
+    show_default=True,
+    help="When no face is found: skip the image (listed) or classify the whole image.",
+)
+@click.option(
+    "--face-margin",
+    type=float,
+    default=None,
+    help="Margin around a detected face, as a fraction of its size (default 0.2).",
+)
 @friendly_errors
-def evaluate(model: str, data_dir: str, output: str | None, fmt: str) -> None:
+def evaluate(
+    model: str,
+    data_dir: str,
+    output: str | None,
+    fmt: str,
+    faces: str,
+    fallback: str,
+    face_margin: float | None,
+) -> None:
     """Accuracy, per-class precision/recall/F1 and confusion matrix of MODEL on DATA_DIR.
 
     DATA_DIR is a folder of class sub-folders, or a data dir whose validation/ split is used.
+    With face detection each image is classified on its largest face.
     """
     from emotion_tf.evaluate import evaluate_export
     from emotion_tf.export import LoadedExport
+    from emotion_tf.faces.crop import DEFAULT_MARGIN
     from emotion_tf.io_utils import atomic_write_json
     from emotion_tf.metrics import format_metrics
 
-    metrics = evaluate_export(LoadedExport(model), Path(data_dir))
+    metrics = evaluate_export(
+        LoadedExport(model),
+        Path(data_dir),
+        faces=faces,
+        fallback=fallback,
+        margin=DEFAULT_MARGIN if face_margin is None else face_margin,
+    )
     click.echo(json.dumps(metrics, indent=2) if fmt == "json" else format_metrics(metrics))
     for item in metrics["errors"]:
         click.echo(f"skipped {item['path']}: {item['error']}", err=True)
@@ -236,6 +341,9 @@ EXTENSIONS: tuple[tuple[str, str, str], ...] = (
     ("emotion_tf.data.tools.commands", "prepare_fer2013_command", "data"),
     ("emotion_tf.data.tools.commands", "split_command", "data"),
     ("emotion_tf.data.tools.commands", "check_command", "data"),
+    ("emotion_tf.report.cli", "report", "main"),
+    ("emotion_tf.explain_cli", "explain", "main"),
+    ("emotion_tf.faces.cli", "crop_faces", "data"),
     ("emotion_tf.data.tfrecord", "to_tfrecord_command", "data"),
 )
 

@@ -10,8 +10,10 @@ import numpy as np
 from emotion_tf.data.files import discover_classes, list_split
 from emotion_tf.errors import DataError
 from emotion_tf.export import LoadedExport
+from emotion_tf.faces.crop import DEFAULT_MARGIN
+from emotion_tf.faces.locate import Detector, FaceMode, Fallback, check_mode
 from emotion_tf.metrics import classification_metrics
-from emotion_tf.predict import predict_paths
+from emotion_tf.predict import NO_FACE, PredictionRow, predict_faces, predict_paths
 
 
 def resolve_eval_dir(data_dir: Path) -> Path:
@@ -22,8 +24,51 @@ def resolve_eval_dir(data_dir: Path) -> Path:
     return data_dir
 
 
-def evaluate_export(model: LoadedExport, data_dir: Path, batch_size: int = 64) -> dict[str, Any]:
-    """Metrics of `model` on the images of `data_dir` (its validation split if it has one)."""
+def _one_row_per_file(
+    model: LoadedExport,
+    paths: list[str],
+    batch_size: int,
+    faces: FaceMode,
+    fallback: Fallback,
+    margin: float,
+    detector: Detector | None,
+    counts: dict[str, int],
+) -> list[PredictionRow]:
+    """One row per file in order; with face detection, the largest face stands for the file
+    (a labelled image describes its main subject), and a file without a face is an error row."""
+    if faces == "none":
+        return list(predict_paths(model, paths, batch_size))
+    chosen: dict[str, PredictionRow] = {}
+    faces_in: dict[str, int] = {}
+    for row in predict_faces(
+        model, paths, faces, fallback, batch_size, margin=margin, detector=detector
+    ):
+        faces_in[row.path] = faces_in.get(row.path, 0) + 1
+        if row.path in chosen:  # rows come largest face first
+            continue
+        if row.no_face:
+            row = PredictionRow(row.path, error=NO_FACE)
+            counts["no_face_files"] += 1
+        chosen[row.path] = row
+    counts["multi_face_files"] = sum(1 for n in faces_in.values() if n > 1)
+    return [chosen[path] for path in paths]
+
+
+def evaluate_export(
+    model: LoadedExport,
+    data_dir: Path,
+    batch_size: int = 64,
+    faces: FaceMode = "none",
+    fallback: Fallback = "none",
+    margin: float = DEFAULT_MARGIN,
+    detector: Detector | None = None,
+) -> dict[str, Any]:
+    """Metrics of `model` on the images of `data_dir` (its validation split if it has one).
+
+    With `faces="auto"` or `"detect"`, each file is classified on its largest face; files
+    without a face are listed in `errors` and counted in `no_face_files`.
+    """
+    check_mode(faces, fallback)
     folder = resolve_eval_dir(data_dir)
     found = discover_classes(folder)
     unknown = sorted(set(found) - set(model.class_names))
@@ -35,8 +80,12 @@ def evaluate_export(model: LoadedExport, data_dir: Path, batch_size: int = 64) -
     present = [name for name in model.class_names if name in found]
     files = list_split(folder, present)
     index_of = {name: model.class_names.index(name) for name in present}
+    counts = {"no_face_files": 0, "multi_face_files": 0}
+    rows = _one_row_per_file(
+        model, files.paths, batch_size, faces, fallback, margin, detector, counts
+    )
     labels, probabilities, errors = [], [], []
-    for row, label in zip(predict_paths(model, files.paths, batch_size), files.labels):
+    for row, label in zip(rows, files.labels):
         if row.error:
             errors.append({"path": row.path, "error": row.error})
             continue
@@ -53,4 +102,6 @@ def evaluate_export(model: LoadedExport, data_dir: Path, batch_size: int = 64) -
             "skipped_files": len(errors),
         }
     )
+    if faces != "none":
+        metrics.update({"faces": faces, "fallback": fallback, **counts})
     return metrics

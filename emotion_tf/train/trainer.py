@@ -39,6 +39,7 @@ from emotion_tf.export import export_model
 from emotion_tf.io_utils import atomic_write_json
 from emotion_tf.metrics import classification_metrics
 from emotion_tf.model.alexnet import build_alexnet
+from emotion_tf.report.tensorboard import AugmentationPreview
 from emotion_tf.train.callbacks import (
     AtomicBackupAndRestore,
     BestCheckpoint,
@@ -252,6 +253,7 @@ def train(config: Config, export: bool = True) -> TrainResult:
         checkpoint,
         HistoryWriter(run_dir, enabled=chief, first_epoch=first_epoch),
         keras.callbacks.TensorBoard(str(work_dir / "logs"), write_graph=False),
+        AugmentationPreview(work_dir / "logs", train_files, config, enabled=chief),
         # Last, so an epoch counts as done only after its checkpoint and history are written.
         AtomicBackupAndRestore(backup_dir, resume_epoch=first_epoch),
     ]
@@ -311,6 +313,9 @@ def train(config: Config, export: bool = True) -> TrainResult:
                 metadata={"metrics": _headline(metrics), "config_hash": config.digest()},
             )
             log.info("exported SavedModel to %s", export_path)
+        from emotion_tf.report.build import report_after_training
+
+        report_after_training(run_dir, model, val_files)  # logs, never raises
     else:
         shutil.rmtree(work_dir, ignore_errors=True)
     wait_for_all_workers(strategy)

@@ -1,0 +1,91 @@
+"""`emotion-tf explain MODEL IMAGE... --out DIR`: Grad-CAM heat maps for faces in images."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from emotion_tf.errors import EmotionTFError
+from emotion_tf.faces.locate import FACE_MODES, FALLBACKS
+
+
+@click.command("explain")
+@click.argument("model")
+@click.argument("images", nargs=-1, required=True)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the heat-map PNGs and explanations.json.",
+)
+@click.option(
+    "--class",
+    "classes",
+    multiple=True,
+    metavar="NAME",
+    help="Also explain this class (repeatable); the predicted class is always done.",
+)
+@click.option(
+    "--faces",
+    type=click.Choice(FACE_MODES),
+    default="auto",
+    show_default=True,
+    help="auto: detect faces unless the image already looks like a face crop; "
+    "detect: always detect; none: use each image whole.",
+)
+@click.option(
+    "--fallback",
+    type=click.Choice(FALLBACKS),
+    default="none",
+    show_default=True,
+    help="What to do when no face is found: report it (none) or use the whole image.",
+)
+@click.option(
+    "--face-margin",
+    type=float,
+    default=None,
+    help="Margin around a detected face, as a fraction of its size (default 0.2).",
+)
+def explain(
+    model: str,
+    images: tuple[str, ...],
+    out_dir: str,
+    classes: tuple[str, ...],
+    faces: str,
+    fallback: str,
+    face_margin: float | None,
+) -> None:
+    """Grad-CAM heat maps (from conv5) of MODEL's decision for each face in IMAGES.
+
+    MODEL is a run directory (its best.keras), a .keras file, or an export inside a run
+    directory: Grad-CAM needs the Keras model's gradients, which a SavedModel alone lacks.
+    Exits with status 1 if any input could not be explained.
+    """
+    from emotion_tf.explain import explain_paths, load_keras_model
+
+    try:
+        keras_model = load_keras_model(model)
+        results = explain_paths(
+            keras_model, list(images), Path(out_dir), list(classes), faces, fallback, face_margin
+        )
+    except EmotionTFError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    failed = 0
+    for item in results:
+        if item.error:
+            failed += 1
+            click.echo(f"{item.path}: ERROR: {item.error}", err=True)
+        elif item.no_face:
+            click.echo(f"{item.path}: no face found")
+        else:
+            click.echo(
+                f"{item.file}  ({item.label} {item.confidence:.2f}, "
+                f"Grad-CAM for {item.explained_class})"
+            )
+    click.echo(f"wrote {Path(out_dir) / 'explanations.json'}")
+    if failed:
+        sys.exit(1)

@@ -1,0 +1,95 @@
+"""`emotion-tf data crop-faces SRC OUT`: a training folder of face crops from a folder of photos."""
+
+from __future__ import annotations
+
+import collections
+import sys
+from pathlib import Path
+
+import click
+
+from emotion_tf.errors import EmotionTFError
+
+
+@click.command("crop-faces")
+@click.argument("src", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option(
+    "--faces",
+    type=click.Choice(["auto", "detect"]),
+    default="auto",
+    show_default=True,
+    help="auto: copy images that already look like face crops, detect in the rest; "
+    "detect: always detect.",
+)
+@click.option(
+    "--margin",
+    type=float,
+    default=None,
+    help="Margin around the detected face, as a fraction of its size (default 0.2, "
+    "which frames faces like FER2013 crops).",
+)
+@click.option("--size", type=int, default=None, help="Resize crops to SIZE x SIZE pixels.")
+@click.option(
+    "--channels",
+    type=click.Choice(["1", "3"]),
+    default=None,
+    help="Write grayscale (1) or RGB (3) crops (default: RGB).",
+)
+@click.option(
+    "--all-faces",
+    is_flag=True,
+    help="One crop per face found (default: only the largest face of each photo).",
+)
+@click.option("--overwrite", is_flag=True, help="Write into a non-empty OUT.")
+def crop_faces(
+    src: str,
+    out: str,
+    faces: str,
+    margin: float | None,
+    size: int | None,
+    channels: str | None,
+    all_faces: bool,
+    overwrite: bool,
+) -> None:
+    """Find the faces in every image under SRC and write square crops to the same sub-folders
+    under OUT (e.g. SRC/train/happy/x.jpg -> OUT/train/happy/x.png), plus OUT/crops.csv.
+
+    Photos without a face are listed and left out. Exits with status 1 if a file could not be
+    read.
+    """
+    from emotion_tf.faces.crop import DEFAULT_MARGIN
+    from emotion_tf.faces.dataset import MANIFEST, crop_faces_folder, list_sources
+
+    kinds: collections.Counter[str] = collections.Counter()
+    crops = 0
+    try:
+        total = len(list_sources(Path(src))) if Path(src).is_dir() else 0
+        results = crop_faces_folder(
+            Path(src),
+            Path(out),
+            faces,
+            DEFAULT_MARGIN if margin is None else margin,
+            size,
+            int(channels) if channels else 3,
+            all_faces,
+            overwrite,
+        )
+        with click.progressbar(results, length=total, label="cropping", file=sys.stderr) as bar:
+            for result in bar:
+                kinds[result.kind] += 1
+                crops += len(result.outputs)
+                if result.kind == "error":
+                    click.echo(f"\nskipped {result.source}: {result.error}", err=True)
+                elif result.kind == "no_face":
+                    click.echo(f"\nno face found: {result.source}", err=True)
+    except EmotionTFError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    click.echo(
+        f"{crops} crop(s) from {sum(kinds.values())} image(s): {kinds['detector']} detected, "
+        f"{kinds['crop']} already crops (copied), {kinds['no_face']} without a face, "
+        f"{kinds['error']} unreadable; list in {Path(out) / MANIFEST}"
+    )
+    if kinds["error"]:
+        sys.exit(1)

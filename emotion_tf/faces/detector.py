@@ -1,0 +1,163 @@
+"""Find faces in photos with OpenCV's bundled Haar cascades (shipped inside the wheel, offline).
+
+OpenCV 4.x wheels carry the cascade XML files under `cv2.data.haarcascades`; OpenCV 5 dropped
+them, hence the `opencv-python-headless>=4.8,<5` pin. `docs/faces-and-reports.md` has the
+comparison that chose the cascade and its settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from emotion_tf.errors import ConfigError
+
+CASCADES: dict[str, str] = {
+    "default": "haarcascade_frontalface_default.xml",
+    "alt": "haarcascade_frontalface_alt.xml",
+    "alt2": "haarcascade_frontalface_alt2.xml",
+    "alt_tree": "haarcascade_frontalface_alt_tree.xml",
+}
+DEFAULT_CASCADE = "alt2"
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceBox:
+    """A face as a pixel box [x, y, w, h] (top-left corner, width, height) and a score.
+
+    `score` is the detector's confidence; for the Haar detector it is the number of raw cascade
+    hits merged into the box (higher is surer; not a probability). None for boxes that did not
+    come from a detector.
+    """
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float | None = None
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+    def iou(self, other: FaceBox) -> float:
+        """Intersection over union of two boxes."""
+        ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
+        iy = max(0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union else 0.0
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """uint8 [H, W] luminance of a [H, W], [H, W, 1] or RGB [H, W, 3] uint8 image."""
+    import cv2
+
+    if image.ndim == 2:
+        return image
+    if image.shape[-1] == 1:
+        return image[..., 0]
+    return cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
+
+
+@functools.cache
+def _cascade_path(name: str) -> str:
+    import cv2
+
+    if name not in CASCADES:
+        raise ConfigError(
+            f"unknown face cascade. Expected one of {sorted(CASCADES)}. Received: {name!r}"
+        )
+    data = getattr(cv2, "data", None)
+    if data is None or not hasattr(cv2, "CascadeClassifier"):
+        raise ConfigError(
+            f"OpenCV {cv2.__version__} ships no Haar cascades (OpenCV 5 dropped them); "
+            "install opencv-python-headless>=4.8,<5"
+        )
+    path = Path(data.haarcascades) / CASCADES[name]
+    if not path.is_file():
+        raise ConfigError(f"OpenCV cascade file missing from the installed wheel: {path}")
+    return str(path)
+
+
+class HaarFaceDetector:
+    """Frontal-face detector; `detect(image)` returns boxes sorted by area, largest first.
+
+    Images larger than `max_side` are scanned on a downscaled copy (boxes are mapped back), which
+    bounds the time per photo; faces smaller than `min_size` pixels at that scale are not found.
+    """
+
+    def __init__(
+        self,
+        cascade: str = DEFAULT_CASCADE,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 4,
+        min_size: int = 24,
+        max_side: int = 1024,
+        equalize: bool = True,
+    ):
+        if not 1.0 < scale_factor <= 2.0:
+            raise ConfigError(
+                f"scale_factor must be in (1, 2]. Received: scale_factor={scale_factor}"
+            )
+        if min_neighbors < 0:
+            raise ConfigError(
+                f"min_neighbors must be >= 0. Received: min_neighbors={min_neighbors}"
+            )
+        if min_size < 8:
+            raise ConfigError(f"min_size must be >= 8 pixels. Received: min_size={min_size}")
+        import cv2
+
+        self.name = f"haar-{cascade}"
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_size = min_size
+        self.max_side = max_side
+        self.equalize = equalize
+        self._classifier = cv2.CascadeClassifier(_cascade_path(cascade))
+        if self._classifier.empty():
+            raise ConfigError(f"OpenCV could not load the cascade {_cascade_path(cascade)}")
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]:
+        """Faces in a uint8 gray or RGB image, largest first."""
+        import cv2
+
+        gray = to_gray(np.asarray(image, dtype=np.uint8))
+        height, width = gray.shape
+        scale = 1.0
+        if max(height, width) > self.max_side:
+            scale = self.max_side / max(height, width)
+            gray = cv2.resize(
+                gray,
+                (max(1, round(width * scale)), max(1, round(height * scale))),
+                interpolation=cv2.INTER_AREA,
+            )
+        if self.equalize:
+            gray = cv2.equalizeHist(gray)
+        if min(gray.shape) < self.min_size:
+            return []
+        rects, neighbours = self._classifier.detectMultiScale2(
+            gray,
+            scaleFactor=self.scale_factor,
+            minNeighbors=self.min_neighbors,
+            minSize=(self.min_size, self.min_size),
+        )
+        boxes = []
+        for (x, y, w, h), count in zip(np.reshape(rects, (-1, 4)).tolist(), np.ravel(neighbours)):
+            boxes.append(
+                FaceBox(
+                    round(x / scale),
+                    round(y / scale),
+                    round(w / scale),
+                    round(h / scale),
+                    float(count),
+                )
+            )
+        boxes = [b for b in boxes if b.w > 0 and b.h > 0]
+        return sorted(boxes, key=lambda b: (-b.area, b.y, b.x))

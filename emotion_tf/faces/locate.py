@@ -1,0 +1,107 @@
+"""Decide, per image, which regions the classifier sees: detected faces, or the image itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Literal, Protocol
+
+import numpy as np
+
+from emotion_tf.errors import ConfigError
+from emotion_tf.faces.detector import FaceBox, HaarFaceDetector
+
+FaceMode = Literal["auto", "detect", "none"]
+Fallback = Literal["none", "whole-image"]
+FACE_MODES: tuple[str, ...] = ("auto", "detect", "none")
+FALLBACKS: tuple[str, ...] = ("none", "whole-image")
+
+# `auto` treats an image as a ready-made face crop when it is at most this many pixels on its
+# longer side and at most this elongated, and the detector finds no more than one face in it
+# (FER2013 crops are 48x48, where the detector often finds nothing) ...
+CROP_MAX_SIDE = 256
+CROP_MAX_ASPECT = 1.5
+# ... or, at any size, when the detector finds exactly one face at least this wide relative to
+# the image's shorter side.
+CROP_FILL = 0.5
+
+# How a region was chosen; the value of the `source` column.
+SOURCE_DETECTOR = "detector"
+SOURCE_CROP = "crop"  # auto: the image already looks like a face crop
+SOURCE_FALLBACK = "whole-image"  # no face found, --fallback whole-image
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[FaceBox]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceRegion:
+    """One region to classify: its box in image pixels and how it was chosen."""
+
+    box: FaceBox
+    source: str
+
+    @property
+    def is_whole_image(self) -> bool:
+        return self.source != SOURCE_DETECTOR
+
+
+@functools.lru_cache(maxsize=1)
+def default_detector() -> HaarFaceDetector:
+    """The shared detector with the settings chosen in docs/faces-and-reports.md."""
+    return HaarFaceDetector()
+
+
+def check_mode(mode: str, fallback: str = "none") -> None:
+    if mode not in FACE_MODES:
+        raise ConfigError(f"faces must be one of {list(FACE_MODES)}. Received: faces={mode!r}")
+    if fallback not in FALLBACKS:
+        raise ConfigError(
+            f"fallback must be one of {list(FALLBACKS)}. Received: fallback={fallback!r}"
+        )
+
+
+def whole_image_box(image: np.ndarray) -> FaceBox:
+    height, width = image.shape[:2]
+    return FaceBox(0, 0, int(width), int(height), None)
+
+
+def looks_like_crop(shape: tuple[int, ...], boxes: list[FaceBox]) -> bool:
+    """True when an image of `shape` with detections `boxes` is already a face crop."""
+    height, width = shape[:2]
+    if min(height, width) < 1:
+        return False
+    squarish = max(height, width) / min(height, width) <= CROP_MAX_ASPECT
+    if not squarish:
+        return False
+    if max(height, width) <= CROP_MAX_SIDE and len(boxes) <= 1:
+        return True
+    return len(boxes) == 1 and max(boxes[0].w, boxes[0].h) >= CROP_FILL * min(height, width)
+
+
+def locate_faces(
+    image: np.ndarray,
+    mode: FaceMode = "auto",
+    fallback: Fallback = "none",
+    detector: Detector | None = None,
+) -> list[FaceRegion]:
+    """Regions of `image` to classify, largest face first; [] means no face was found.
+
+    `none` always returns the whole image; `detect` returns the detector's faces; `auto`
+    returns the whole image when it looks like a face crop (see `looks_like_crop`), else the
+    detector's faces. Where no face is found, `fallback="whole-image"` returns the whole image.
+    """
+    check_mode(mode, fallback)
+    if mode == "none":
+        return [FaceRegion(whole_image_box(image), SOURCE_CROP)]
+    boxes = (detector or default_detector()).detect(image)
+    if mode == "auto" and looks_like_crop(image.shape, boxes):
+        return [FaceRegion(whole_image_box(image), SOURCE_CROP)]
+    if boxes:
+        return [FaceRegion(box, SOURCE_DETECTOR) for box in boxes]
+    if fallback == "whole-image":
+        return [FaceRegion(whole_image_box(image), SOURCE_FALLBACK)]
+    return []

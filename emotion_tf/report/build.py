@@ -1,0 +1,230 @@
+"""Write a run's report: PNG figures and one self-contained report.html in RUN_DIR/report/."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from emotion_tf.errors import ModelDirError
+from emotion_tf.io_utils import atomic_write_bytes, atomic_write_text
+from emotion_tf.report import html
+
+log = logging.getLogger(__name__)
+
+REPORT_DIR = "report"
+CURVES_PNG = "curves.png"
+CONFUSION_PNG = "confusion_matrix.png"
+ROC_PNG = "roc_curve.png"
+MISTAKES_PNG = "mistakes.png"
+HTML_FILE = "report.html"
+PREDICTIONS_CSV = "validation_predictions.csv"
+
+
+@dataclasses.dataclass
+class Report:
+    directory: Path
+    files: list[Path]
+    notes: list[str]
+
+    @property
+    def html(self) -> Path:
+        return self.directory / HTML_FILE
+
+
+def _read_json(path: Path, default: Any = None) -> Any:
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ModelDirError(f"not valid JSON: {path} ({err})") from err
+
+
+def build_report(
+    run_dir: Path,
+    model: Any = None,
+    validation: Any = None,
+    out_dir: Path | None = None,
+    data_dir: Path | None = None,
+    mistakes: int = 16,
+) -> Report:
+    """Figures and report.html for the finished run in `run_dir`.
+
+    `model` defaults to the run's best.keras and `validation` to the run's validation split
+    (found through run_info.json's data_dir, or `data_dir`). Numbers shown come from
+    metrics.json; the ROC curve and the mistakes come from predicting the validation split.
+    """
+    from emotion_tf.config import load_config
+    from emotion_tf.report import plots  # matplotlib: imported only when a report is made
+
+    run_dir = Path(run_dir)
+    metrics = _read_json(run_dir / "metrics.json")
+    if metrics is None or not (run_dir / "config.yaml").is_file():
+        raise ModelDirError(
+            f"not a finished run directory: {run_dir} (needs metrics.json and config.yaml)"
+        )
+    config = load_config(run_dir / "config.yaml")
+    history = _read_json(run_dir / "history.json", [])
+    run_info = _read_json(run_dir / "run_info.json", {})
+    class_names = list(metrics["class_names"])
+    out = Path(out_dir) if out_dir else run_dir / REPORT_DIR
+    notes: list[str] = []
+    images: list[tuple[str, str, bytes]] = []
+
+    if history:
+        images.append(("curves", "Loss and accuracy", plots.training_curves(history)))
+    else:
+        notes.append("history.json is missing or empty: no training curves.")
+    images.append(
+        (
+            "confusion",
+            "Confusion matrix",
+            plots.confusion_matrix(metrics["confusion_matrix"], class_names),
+        )
+    )
+
+    predictions = None
+    try:
+        if model is None:
+            model = _load_model(run_dir)
+        if validation is None:
+            from emotion_tf.report.predictions import validation_split
+
+            validation = validation_split(config, run_info, data_dir)
+        from emotion_tf.report.predictions import predict_validation
+
+        predictions = predict_validation(model, validation, config, keep=mistakes)
+    except Exception as err:  # the rest of the report is still worth writing
+        log.warning("report: no validation predictions (%s: %s)", type(err).__name__, err)
+        notes.append(
+            f"Validation predictions unavailable ({type(err).__name__}: {err}); the ROC curve "
+            "and the mistakes grid are left out."
+        )
+    if predictions is not None:
+        accuracy = float((predictions.probabilities.argmax(1) == predictions.labels).mean())
+        if (
+            len(predictions.labels) != metrics.get("count")
+            or abs(accuracy - metrics.get("accuracy", accuracy)) > 1e-6
+        ):
+            notes.append(
+                f"Recomputed validation predictions ({len(predictions.labels)} images, accuracy "
+                f"{accuracy:.4f}) differ from metrics.json ({metrics.get('count')} images, "
+                f"accuracy {metrics.get('accuracy', 0):.4f}): the data or model changed since "
+                "training. Figures below use the recomputed predictions."
+            )
+        images.append(
+            (
+                "roc",
+                "ROC curve",
+                plots.roc_curve(predictions.labels, predictions.probabilities, class_names),
+            )
+        )
+        paths = _paths_of(validation, len(predictions.labels))
+        captions = [
+            f"{_short_name(paths, m.position)}\ntrue {class_names[m.true_index]}, "
+            f"predicted {class_names[m.predicted_index]} {m.confidence:.2f}"
+            for m in predictions.mistakes
+        ]
+        images.append(
+            (
+                "mistakes",
+                "Most confident mistakes",
+                plots.image_grid(
+                    [m.image for m in predictions.mistakes],
+                    captions,
+                    "Most confident mistakes (validation, as the model sees them)",
+                ),
+            )
+        )
+
+    names = {
+        "curves": CURVES_PNG,
+        "confusion": CONFUSION_PNG,
+        "roc": ROC_PNG,
+        "mistakes": MISTAKES_PNG,
+    }
+    files = []
+    for key, _, png in images:
+        atomic_write_bytes(out / names[key], png)
+        files.append(out / names[key])
+    if predictions is not None:
+        files.append(
+            _write_predictions(
+                out / PREDICTIONS_CSV,
+                predictions,
+                class_names,
+                _paths_of(validation, len(predictions.labels)),
+            )
+        )
+    title = f"emotion-tf run {run_dir.resolve().name}"
+    page = html.render(title, metrics, images, config.to_yaml(), run_info, notes)
+    atomic_write_text(out / HTML_FILE, page)
+    files.append(out / HTML_FILE)
+    return Report(out, files, notes)
+
+
+def _load_model(run_dir: Path) -> Any:
+    import keras
+
+    path = run_dir / "best.keras"
+    if not path.is_file():
+        raise ModelDirError(f"{run_dir} has no best.keras")
+    return keras.models.load_model(path, safe_mode=True)
+
+
+def _paths_of(split: Any, count: int) -> list[str] | None:
+    """File paths of a folder split in prediction order (None for TFRecords, or if a file
+    broke since the scan and the order no longer lines up)."""
+    paths = getattr(split, "paths", None)
+    return list(paths) if paths is not None and len(paths) == count else None
+
+
+def _short_name(paths: list[str] | None, position: int, width: int = 24) -> str:
+    if paths is None:
+        return f"example #{position}"
+    name = Path(paths[position]).name
+    return name if len(name) <= width else "..." + name[-(width - 3) :]
+
+
+def _write_predictions(
+    path: Path, predictions: Any, class_names: list[str], paths: list[str] | None
+) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["position", "path", "true", "predicted", "confidence", *class_names])
+    for i, (label, probs) in enumerate(zip(predictions.labels, predictions.probabilities)):
+        best = int(probs.argmax())
+        writer.writerow(
+            [
+                i,
+                paths[i] if paths else "",
+                class_names[int(label)],
+                class_names[best],
+                f"{probs[best]:.6f}",
+                *[f"{p:.6f}" for p in probs],
+            ]
+        )
+    atomic_write_text(path, buffer.getvalue())
+    return path
+
+
+def report_after_training(run_dir: Path, model: Any, validation: Any) -> Report | None:
+    """`build_report` for the end of `train`: a failure is logged, never raised."""
+    try:
+        report = build_report(run_dir, model=model, validation=validation)
+    except Exception as err:
+        log.warning(
+            "could not write the run report (%s: %s); training results are unaffected. "
+            "Retry with: emotion-tf report %s",
+            type(err).__name__,
+            err,
+            run_dir,
+        )
+        return None
+    log.info("report: %s", report.html)
+    return report
