@@ -126,6 +126,24 @@ def stage_datasets(paths: list[str], case: Case, config: Any) -> dict[str, Any]:
     stages["cached batches, no augment"] = (
         cached.shuffle(2048).batch(batch).map(lambda x: tf.cast(x, tf.float32)).prefetch(autotune)
     )
+    from fused_augment import FusedAugment
+
+    whole = {
+        "all (as shipped)": build_augmenter(config.data.augment, 0),
+        "all fused (prototype)": FusedAugment(config.data.augment),
+    }
+    for name, layer in whole.items():
+        if layer is None:
+            continue
+        stages[f"cached + {name}"] = (
+            cached.shuffle(2048)
+            .batch(batch)
+            .map(
+                lambda x, layer=layer: layer(tf.cast(x, tf.float32), training=True),
+                num_parallel_calls=autotune,
+            )
+            .prefetch(autotune)
+        )
     for name in AUGMENT_NAMES:
         value = getattr(config.data.augment, name)
         if not value:
@@ -145,8 +163,8 @@ def stage_datasets(paths: list[str], case: Case, config: Any) -> dict[str, Any]:
     return stages
 
 
-def model_rate(case: Case, seconds: float) -> float:
-    """In-memory training throughput of the model at this size (its consumption rate)."""
+def model_rate(case: Case, seconds: float) -> tuple[float, float]:
+    """In-memory training img/s of the model at this size, and its CPU microseconds/image."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -173,7 +191,9 @@ def model_rate(case: Case, seconds: float) -> float:
 
     steps(2)
     n = calibrate(steps, seconds, 2)
-    return n * case.batch_size / timed(lambda: steps(n)).wall
+    result = timed(lambda: steps(n))
+    images = n * case.batch_size
+    return images / result.wall, 1e6 * result.cpu / images
 
 
 def bench_case(case: Case, args: Any, work: Path, report: Report) -> None:
@@ -194,13 +214,15 @@ def bench_case(case: Case, args: Any, work: Path, report: Report) -> None:
     config = load_config(recipe if case.label == "gray48" and recipe.is_file() else None, overrides)
 
     log(f"{case.label}: model consumption rate")
-    consumption = model_rate(case, args.model_seconds)
+    consumption, model_cpu = model_rate(case, args.model_seconds)
     log(f"{case.label}: build_dataset(training=True), {1 + args.epochs} epochs, no model")
     dataset = build_dataset(files, config, training=True)
     epochs = [timed(lambda: drain(dataset)) for _ in range(1 + args.epochs)]
     n = len(files.paths)
     first_rate = n / epochs[0].wall
     cached_rate = n / median(t.wall for t in epochs[1:])
+    first_cpu = 1e6 * epochs[0].cpu / n
+    cached_cpu = 1e6 * median(t.cpu for t in epochs[1:]) / n
 
     log(f"{case.label}: stage by stage")
     stage_rates: dict[str, float] = {}
@@ -221,7 +243,7 @@ def bench_case(case: Case, args: Any, work: Path, report: Report) -> None:
     augment_costs = {
         name.split(" + ")[1]: 1 / rate - base
         for name, rate in stage_rates.items()
-        if name.startswith("cached + ")
+        if name.startswith("cached + ") and not name.startswith("cached + all")
     }
     # The first epoch decodes and augments; later epochs only augment.
     first_limit = max({**costs, **augment_costs}.items(), key=lambda item: item[1])[0]
@@ -255,6 +277,17 @@ def bench_case(case: Case, args: Any, work: Path, report: Report) -> None:
             note=f"{cached_rate:.0f} img/s augmented; {note(cached_rate, cached_limit)}",
         )
     )
+    report.add(
+        Figure(
+            f"input.{case.label}.cached_epochs_vs_model_cpu",
+            model_cpu / cached_cpu,
+            "x",
+            note=(
+                f"CPU us/img: model {model_cpu:.0f}, pipeline {cached_cpu:.0f} cached, "
+                f"{first_cpu:.0f} first epoch"
+            ),
+        )
+    )
     for name, rate in stage_rates.items():
         print(
             f"# {case.label} stage {name:<28} {rate:>9.0f} img/s  "
@@ -265,6 +298,9 @@ def bench_case(case: Case, args: Any, work: Path, report: Report) -> None:
         "case": dataclasses.asdict(case),
         "images": n,
         "model_consumption_rate": consumption,
+        "model_cpu_us_per_image": model_cpu,
+        "first_epoch_cpu_us_per_image": first_cpu,
+        "cached_epoch_cpu_us_per_image": cached_cpu,
         "epoch_seconds": [t.wall for t in epochs],
         "epoch_cpu_seconds": [t.cpu for t in epochs],
         "first_epoch_rate": first_rate,

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import dataclasses
 import glob
+import resource
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,13 @@ class EpochTiming:
     validation_seconds: float = 0.0
     end: float = 0.0
     profiled: bool = False
+    cpu_begin: float = 0.0
+    cpu_last_step_end: float = 0.0
+
+    @property
+    def train_cpu_seconds(self) -> float:
+        """Process CPU seconds of the training phase (all threads: model and input pipeline)."""
+        return self.cpu_last_step_end - self.cpu_begin
 
     @property
     def train_seconds(self) -> float:
@@ -52,6 +60,7 @@ class EpochTiming:
             "epoch": self.epoch,
             "steps": self.steps,
             "train_seconds": round(self.train_seconds, 3),
+            "train_cpu_seconds": round(self.train_cpu_seconds, 3),
             "validation_seconds": round(self.validation_seconds, 3),
             "callbacks_seconds": round(self.after_steps_seconds - self.validation_seconds, 3),
             "epoch_seconds": round(self.end - self.begin, 3),
@@ -80,7 +89,9 @@ class EpochTimer(keras.callbacks.Callback):
         now = time.perf_counter()
         if self.epochs and not self.epochs[-1].end:
             self.epochs[-1].end = now
-        self.epochs.append(EpochTiming(epoch, now, profiled=epoch == self.profile_epoch))
+        self.epochs.append(
+            EpochTiming(epoch, now, profiled=epoch == self.profile_epoch, cpu_begin=_process_cpu())
+        )
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         current = self.epochs[-1]
@@ -98,6 +109,7 @@ class EpochTimer(keras.callbacks.Callback):
         if self._profiling and current.steps == self.profile_steps[1]:
             self._stop_profiler()
         current.last_step_end = time.perf_counter()
+        current.cpu_last_step_end = _process_cpu()
 
     def on_test_begin(self, logs: dict | None = None) -> None:
         self._test_begin = time.perf_counter()
@@ -123,6 +135,17 @@ class EpochTimer(keras.callbacks.Callback):
     def timed_epochs(self, skip_first: int = 1) -> list[EpochTiming]:
         """Epochs after the warm-up ones, profiled epochs left out."""
         return [e for e in self.epochs[skip_first:] if not e.profiled and e.steps]
+
+
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_ms_per_image(epochs: list[EpochTiming], batch_size: int) -> float:
+    """Process CPU milliseconds per trained image over the training phases of `epochs`."""
+    images = sum(e.steps for e in epochs) * batch_size
+    return 1000 * sum(e.train_cpu_seconds for e in epochs) / images if images else float("nan")
 
 
 def images_per_second(epochs: list[EpochTiming], batch_size: int, phase: str = "train") -> float:

@@ -16,8 +16,10 @@ where the time goes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +147,40 @@ def run_in_memory(config: Any, steps: int, epochs: int) -> dict[str, Any]:
     return {"timer": timer}
 
 
+@contextlib.contextmanager
+def augmentation(variant: str) -> Iterator[list[str]]:
+    """Config overrides and patches for an augmentation variant.
+
+    'keras': the package's layer stack as shipped; 'fused': the prototype in fused_augment.py
+    patched into the pipeline; 'none': augmentation switched off in the config.
+    """
+    if variant == "keras":
+        yield []
+    elif variant == "none":
+        yield [
+            "data.augment.flip=false",
+            *(f"data.augment.{k}=0.0" for k in AUGMENT_FACTORS),
+        ]
+    elif variant == "fused":
+        from fused_augment import build_fused_augmenter
+
+        import emotion_tf.data.pipeline as pipeline
+
+        original = pipeline.build_augmenter
+        pipeline.build_augmenter = build_fused_augmenter
+        try:
+            yield []
+        finally:
+            pipeline.build_augmenter = original
+    else:
+        raise SystemExit(f"unknown augmentation variant {variant!r}: use keras, fused or none")
+
+
+AUGMENT_FACTORS = ("rotation", "zoom", "translation", "brightness", "contrast")
+
+
 def bench_size(spec: SizeSpec, args: Any, work: Path, report: Report) -> None:
-    from profiling import images_per_second, profile_lines
+    from profiling import cpu_ms_per_image, images_per_second, profile_lines
 
     from emotion_tf.config import load_config
 
@@ -157,124 +191,163 @@ def bench_size(spec: SizeSpec, args: Any, work: Path, report: Report) -> None:
     profile = 0 if args.no_profile else 1
     steps = args.train_images // spec.batch_size
     batch = spec.batch_size
-    rounds = []
-    memory_rates: list[float] = []
+    results: dict[str, list[dict[str, Any]]] = {v: [] for v in args.augment}
+    memory: list[tuple[float, float]] = []  # (img/s, CPU ms/img) of each in-memory run
+
+    def run_memory(config: Any) -> None:
+        log(f"{spec.label}: in memory, {steps} steps x (1 + {timed_epochs}) epochs")
+        timer = run_in_memory(config, steps, 1 + timed_epochs)["timer"]
+        epochs = timer.timed_epochs()
+        memory.append((images_per_second(epochs, batch), cpu_ms_per_image(epochs, batch)))
+
     for round_index in range(args.rounds):
-        run_dir = work / f"run-{spec.label}-{round_index}"
-        overrides = [
-            *spec.overrides,
-            f"data.data_dir={data_dir}",
-            f"train.run_dir={run_dir}",
-            f"train.epochs={1 + timed_epochs + profile}",
-            f"train.strategy={args.strategy}",
-            f"train.precision={args.precision}",
-            "train.verbose=0",
-        ]
-        config = load_config(spec.config_path, overrides)
-        if not memory_rates:  # bracket the first real run with in-memory runs
-            log(f"{spec.label}: in memory, {steps} steps x (1 + {timed_epochs}) epochs")
-            memory = run_in_memory(config, steps, 1 + timed_epochs)
-            memory_rates.append(images_per_second(memory["timer"].timed_epochs(), batch))
-        log(f"{spec.label}: round {round_index + 1}: trainer on JPEG files")
-        real = run_trainer(
-            config, work / f"profile-{spec.label}-{round_index}", (2, 2 + args.profile_steps)
-        )
-        keras_reset_policy()
-        log(f"{spec.label}: round {round_index + 1}: in memory again")
-        memory = run_in_memory(config, steps, 1 + timed_epochs)
-        memory_rates.append(images_per_second(memory["timer"].timed_epochs(), batch))
-        timed = real["timer"].timed_epochs()
-        real_rate = images_per_second(timed, batch)
-        bracket = (memory_rates[-2] + memory_rates[-1]) / 2
-        first = real["timer"].epochs[0]
-        rounds.append(
-            {
-                "trainer_steps_rate": real_rate,
-                "trainer_epoch_rate": images_per_second(timed, batch, "epoch"),
-                "in_memory_rate": bracket,
-                "ratio": real_rate / bracket,
-                "first_epoch_rate": first.steps * batch / first.train_seconds,
-                "validation_seconds": median(e.validation_seconds for e in timed),
-                "callbacks_seconds": median(
-                    e.after_steps_seconds - e.validation_seconds for e in timed
-                ),
-                "train_call_seconds": real["total_seconds"],
-                "epochs": [e.to_dict() for e in real["timer"].epochs],
-                "profile": real["profile"],
-            }
-        )
-        for line in profile_lines(real["profile"]) if real["profile"] else []:
-            print(f"# {spec.label} {line}", flush=True)
-    ratio = median(r["ratio"] for r in rounds)
-    real_rate = median(r["trainer_steps_rate"] for r in rounds)
-    memory_rate = median(r["in_memory_rate"] for r in rounds)
-    epoch_time = steps * batch / real_rate
-    overhead = median(r["callbacks_seconds"] for r in rounds)
-    validation = median(r["validation_seconds"] for r in rounds)
+        for variant in args.augment:
+            run_dir = work / f"run-{spec.label}-{variant}-{round_index}"
+            with augmentation(variant) as augment_overrides:
+                overrides = [
+                    *spec.overrides,
+                    *augment_overrides,
+                    f"data.data_dir={data_dir}",
+                    f"train.run_dir={run_dir}",
+                    f"train.epochs={1 + timed_epochs + profile}",
+                    f"train.strategy={args.strategy}",
+                    f"train.precision={args.precision}",
+                    "train.verbose=0",
+                ]
+                config = load_config(spec.config_path, overrides)
+                if not memory:  # every trainer run sits between two in-memory runs
+                    run_memory(config)
+                log(f"{spec.label}: round {round_index + 1}: trainer on JPEGs, augment={variant}")
+                real = run_trainer(
+                    config,
+                    work / f"profile-{spec.label}-{variant}-{round_index}",
+                    (2, 2 + args.profile_steps),
+                )
+            keras_reset_policy()
+            run_memory(config)
+            timed = real["timer"].timed_epochs()
+            real_rate = images_per_second(timed, batch)
+            bracket_rate = (memory[-2][0] + memory[-1][0]) / 2
+            bracket_cpu = (memory[-2][1] + memory[-1][1]) / 2
+            real_cpu = cpu_ms_per_image(timed, batch)
+            first = real["timer"].epochs[0]
+            results[variant].append(
+                {
+                    "trainer_steps_rate": real_rate,
+                    "trainer_epoch_rate": images_per_second(timed, batch, "epoch"),
+                    "in_memory_rate": bracket_rate,
+                    "ratio": real_rate / bracket_rate,
+                    "trainer_cpu_ms_per_image": real_cpu,
+                    "in_memory_cpu_ms_per_image": bracket_cpu,
+                    "cpu_ratio": bracket_cpu / real_cpu,
+                    "first_epoch_rate": first.steps * batch / first.train_seconds,
+                    "validation_seconds": median(e.validation_seconds for e in timed),
+                    "callbacks_seconds": median(
+                        e.after_steps_seconds - e.validation_seconds for e in timed
+                    ),
+                    "train_call_seconds": real["total_seconds"],
+                    "epochs": [e.to_dict() for e in real["timer"].epochs],
+                    "profile": real["profile"],
+                }
+            )
+            for line in profile_lines(real["profile"]) if real["profile"] else []:
+                print(f"# {spec.label} augment={variant} {line}", flush=True)
+
     name = spec.label
-    report.add(Figure(f"train.{name}.in_memory", memory_rate, "img/s", note="contended"))
-    report.add(Figure(f"train.{name}.trainer_on_jpegs", real_rate, "img/s", note="contended"))
+    report.add(
+        Figure(f"train.{name}.in_memory", median(m[0] for m in memory), "img/s", note="contended")
+    )
+    for variant, rounds in results.items():
+        add_variant_figures(name, variant, rounds, args, steps * batch, report)
+    report.details[name] = {
+        "config": spec.config_path,
+        "overrides": spec.overrides,
+        "jpeg_size": spec.image_size,
+        "train_images": args.train_images,
+        "in_memory_runs": [{"rate": r, "cpu_ms_per_image": c} for r, c in memory],
+        "variants": results,
+    }
+
+
+def add_variant_figures(
+    name: str,
+    variant: str,
+    rounds: list[dict[str, Any]],
+    args: Any,
+    epoch_images: int,
+    report: Report,
+) -> None:
+    prefix = f"train.{name}" if variant == "keras" else f"train.{name}.augment_{variant}"
+    real_rate = median(r["trainer_steps_rate"] for r in rounds)
+    report.add(Figure(f"{prefix}.trainer_on_jpegs", real_rate, "img/s", note="contended"))
     report.add(
         Figure(
-            f"train.{name}.trainer_vs_in_memory",
-            ratio,
+            f"{prefix}.trainer_vs_in_memory",
+            median(r["ratio"] for r in rounds),
             "ratio",
             ">=",
             TARGET_RATIO,
-            note=f"median of {len(rounds)} bracketed round(s); training steps",
+            note=f"training steps; median of {len(rounds)} bracketed round(s)",
         )
     )
-    # End of epoch work (checkpoint, backup, TensorBoard) is a fixed cost per epoch: say what
-    # it costs on an epoch of the FER training set's size, where it is amortised.
-    fer_epoch_images = 12045
-    full_epoch = fer_epoch_images / real_rate
-    share_full = 100 * overhead / (full_epoch + overhead)
-    share_here = 100 * overhead / (epoch_time + overhead)
+    memory_cpu = median(r["in_memory_cpu_ms_per_image"] for r in rounds)
+    trainer_cpu = median(r["trainer_cpu_ms_per_image"] for r in rounds)
     report.add(
         Figure(
-            f"train.{name}.epoch_callbacks",
+            f"{prefix}.trainer_vs_in_memory_cpu",
+            median(r["cpu_ratio"] for r in rounds),
+            "ratio",
+            note=f"CPU ms/img: in memory {memory_cpu:.2f}, trainer {trainer_cpu:.2f}",
+        )
+    )
+    wait = [r["profile"].get("input_wait_share") for r in rounds if r["profile"]]
+    wait = [w for w in wait if w is not None]
+    if wait:
+        shares = [r["profile"]["kernel_share_by_stage"] for r in rounds if r["profile"]]
+        augment = median(s.get("augment", 0.0) for s in shares)
+        report.add(
+            Figure(
+                f"{prefix}.step_time_waiting_for_input",
+                100 * median(wait),
+                "%",
+                note=f"TF profiler; augmentation {100 * augment:.1f}% of all kernel CPU time",
+            )
+        )
+    if variant != args.augment[0]:
+        return
+    # End-of-epoch work (checkpoint, backup, TensorBoard) is a fixed cost per epoch: say what
+    # it costs on an epoch of the FER training set's size, where it is amortised.
+    overhead = median(r["callbacks_seconds"] for r in rounds)
+    fer_epoch_images = 12045
+    share_full = 100 * overhead / (fer_epoch_images / real_rate + overhead)
+    share_here = 100 * overhead / (epoch_images / real_rate + overhead)
+    report.add(
+        Figure(
+            f"{prefix}.epoch_callbacks",
             overhead,
             "s/epoch",
             note=(
                 f"checkpoint+backup+logs; {share_full:.1f}% of an epoch of {fer_epoch_images} "
-                f"images, {share_here:.1f}% of this benchmark's {steps * batch}-image epoch"
+                f"images, {share_here:.1f}% of this benchmark's {epoch_images}-image epoch"
             ),
         )
     )
     report.add(
         Figure(
-            f"train.{name}.validation_pass",
-            validation,
+            f"{prefix}.validation_pass",
+            median(r["validation_seconds"] for r in rounds),
             "s/epoch",
             note=f"{args.val_images} images, not counted as training time",
         )
     )
     report.add(
         Figure(
-            f"train.{name}.first_epoch",
+            f"{prefix}.first_epoch",
             median(r["first_epoch_rate"] for r in rounds),
             "img/s",
             note="decode + cache fill + tracing",
         )
     )
-    wait = [r["profile"].get("input_wait_share") for r in rounds if r["profile"]]
-    wait = [w for w in wait if w is not None]
-    if wait:
-        report.add(
-            Figure(
-                f"train.{name}.step_time_waiting_for_input",
-                100 * median(wait),
-                "%",
-                note="TF profiler, IteratorGetNext inside the train step",
-            )
-        )
-    report.details[name] = {
-        "config": spec.config_path,
-        "overrides": spec.overrides,
-        "jpeg_size": spec.image_size,
-        "train_images": args.train_images,
-        "rounds": rounds,
-    }
 
 
 def keras_reset_policy() -> None:
@@ -292,6 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="trainer runs, each bracketed")
     parser.add_argument("--strategy", default="auto", help="train.strategy for the real run")
     parser.add_argument("--precision", default="float32", help="train.precision for both")
+    parser.add_argument(
+        "--augment",
+        nargs="+",
+        default=["keras"],
+        choices=["keras", "fused", "none"],
+        help="augmentation variants: as shipped, the fused prototype, switched off",
+    )
     parser.add_argument("--profile-steps", type=int, default=5, help="steps traced")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--width-227", type=float, default=1.0, help="model.width at 227 px")
