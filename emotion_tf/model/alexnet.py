@@ -85,6 +85,7 @@ def build_alexnet(config: ModelConfig, num_classes: int) -> keras.Model:
             padding=padding,
             use_bias=config.normalization != "batch_norm",
             name=name,
+            kernel_initializer="he_normal",
         )(x)
         x = _normalize(x, config.normalization, name)
         return keras.layers.ReLU(name=f"{name}_relu")(x)
@@ -92,8 +93,10 @@ def build_alexnet(config: ModelConfig, num_classes: int) -> keras.Model:
     def pool(x, name: str):
         return keras.layers.MaxPooling2D(3, strides=2, padding=geo.padding, name=name)(x)
 
+    # Centred inputs and He initialisation let the ReLU stack leave its initial plateau quickly
+    # when trained from scratch on a few hundred images.
     inputs = keras.Input((config.input_size, config.input_size, config.channels), name="image")
-    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
 
     # Features: conv1-pool1, conv2-pool2, conv3, conv4, conv5-pool5.
     x = conv(x, 96, 11, "conv1", stride=geo.conv1_stride, padding=geo.padding)
@@ -107,9 +110,9 @@ def build_alexnet(config: ModelConfig, num_classes: int) -> keras.Model:
 
     # Classifier: fc6, fc7 with dropout, fc8 softmax (kept in float32 under mixed precision).
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(units(4096), activation="relu", name="fc6")(x)
+    x = keras.layers.Dense(units(4096), activation="relu", name="fc6", kernel_initializer="he_normal")(x)
     x = keras.layers.Dropout(config.dropout, name="drop6")(x)
-    x = keras.layers.Dense(units(4096), activation="relu", name="fc7")(x)
+    x = keras.layers.Dense(units(4096), activation="relu", name="fc7", kernel_initializer="he_normal")(x)
     x = keras.layers.Dropout(config.dropout, name="drop7")(x)
     x = keras.layers.Dense(num_classes, name="fc8")(x)
     outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
