@@ -182,7 +182,7 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
     "--face-margin",
     type=float,
     default=None,
-    help="Margin around a detected face, as a fraction of its size (default 0.2).",
+    help="Margin around a detected face, as a fraction of its size (default 0.025).",
 )
 @click.option(
     "--annotate",
@@ -276,7 +276,7 @@ def predict(
     "--face-margin",
     type=float,
     default=None,
-    help="Margin around a detected face, as a fraction of its size (default 0.2).",
+    help="Margin around a detected face, as a fraction of its size (default 0.025).",
 )
 @friendly_errors
 def evaluate(
@@ -320,7 +320,7 @@ def data() -> None:
 
 @data.command("make-demo")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--per-class", default=240, show_default=True)
+@click.option("--per-class", default=360, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--overwrite", is_flag=True)
 @friendly_errors

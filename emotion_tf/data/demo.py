@@ -49,10 +49,10 @@ _FORMAT_CYCLE: tuple[str, ...] = (
 )
 # Image ``i`` of a class is grayscale when ``i % 7`` is one of these (2/7, about 29%).
 _GRAY_RESIDUES: tuple[int, ...] = (2, 5)
-# Range of the longer image side per format; BMPs are uncompressed, so they are kept small.
 # Pose and scale spread of the committed set: enough variety to need a CNN, small enough that
 # AlexNet trained from scratch on a few hundred images reaches >= 95% in a few CPU minutes.
 DATASET_JITTER = 0.7
+# Range of the longer image side per format; BMPs are uncompressed, so they are kept small.
 _SIDE_RANGE: dict[str, tuple[int, int]] = {
     "jpg": (48, 128),
     "png": (48, 96),
