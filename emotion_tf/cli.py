@@ -51,6 +51,9 @@ def friendly_errors(func: Callable) -> Callable:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
     """Train, export, evaluate and run AlexNet happy/sad facial-expression classifiers."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # file names that are not UTF-8 must print, not crash
+            stream.reconfigure(errors="backslashreplace")
     _setup_logging(verbose)
 
 

@@ -45,5 +45,11 @@ def load_run(path: Path) -> Run:
             raise ModelDirError(f"not a finished run directory: {path} has no {name}")
     config = load_config(path / CONFIG_FILE)
     metrics = json.loads((path / METRICS_FILE).read_text())
-    model = keras.models.load_model(path / CHECKPOINT_FILE, safe_mode=True)
+    try:  # safe_mode: a checkpoint may not run code (Lambda layers, unknown objects)
+        model = keras.models.load_model(path / CHECKPOINT_FILE, safe_mode=True)
+    except (ValueError, TypeError, OSError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise ModelDirError(
+            f"cannot load {path / CHECKPOINT_FILE} (loaded with safe_mode=True): {reason}"
+        ) from err
     return Run(path, config, model, list(metrics["class_names"]), metrics)

@@ -165,7 +165,8 @@ def file_list_hash(splits: dict[str, LabelledFiles], root: str | Path) -> str:
 def _tf_message(err: Exception) -> str:
     """The first line of a TF error, without its `{{function_node ...}}` prefix."""
     text = getattr(err, "message", None) or str(err)
-    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text).strip()
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)
+    text = re.sub(r"\s*\[Op:\w+\].*$", "", text.strip(), flags=re.DOTALL)
     return (text.splitlines() or ["unknown error"])[0][:120]
 
 
@@ -188,7 +189,8 @@ def read_image_bytes(path: str, max_pixels: int) -> tuple[bytes | None, ImageInf
             return None, ImageInfo("empty file (0 bytes)")
         if status.st_size > 8 * max_pixels + (1 << 20):
             return None, ImageInfo(
-                f"too large: {status.st_size} bytes for at most data.max_pixels={max_pixels}"
+                f"too large: {status.st_size} bytes is too much for images of at most "
+                f"{max_pixels} pixels (data.max_pixels)"
             )
         with open(path, "rb") as handle:
             data = handle.read()
@@ -198,14 +200,16 @@ def read_image_bytes(path: str, max_pixels: int) -> tuple[bytes | None, ImageInf
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
             image_format = probe.format or "unknown"
-            orientation = read_orientation(probe)
+            too_large = width * height > max_pixels
+            orientation = 1 if too_large else read_orientation(probe)
     except UnidentifiedImageError:
         return None, ImageInfo("not an image: content is not a known image format")
     except Exception as err:  # PIL raises a zoo of errors on malformed headers
         return None, ImageInfo(f"not a readable image ({type(err).__name__}: {err})"[:160])
-    if width * height > max_pixels:
+    if too_large:
         return None, ImageInfo(
-            f"too large: {width}x{height} pixels exceeds data.max_pixels={max_pixels}"
+            f"too large: {width}x{height} pixels exceeds the limit of {max_pixels} "
+            "(data.max_pixels)"
         )
     if image_format not in TF_DECODABLE_FORMATS:
         return None, ImageInfo(

@@ -16,7 +16,13 @@ ORIENTATION_TAG = 0x0112  # EXIF "Orientation"; 1 means stored upright
 
 
 def read_orientation(image: Any) -> int:
-    """The EXIF orientation (1-8) of an open PIL image; 1 when absent or invalid."""
+    """The EXIF orientation (1-8) of an open PIL image; 1 when absent or invalid.
+
+    Reads headers only: PIL would decode a whole PNG to look for EXIF stored after the pixels,
+    so for PNG only an EXIF chunk before them counts.
+    """
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
     try:
         value = image.getexif().get(ORIENTATION_TAG, 1)
     except Exception:  # a malformed EXIF block must not make a readable image unusable

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,8 @@ def inspect_file(path: str, max_pixels: int) -> FileFacts:
     from PIL import Image
 
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO named .jpg would block open()
+            return FileFacts(problem="not a regular file")
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as err:
