@@ -47,7 +47,7 @@ from emotion_tf.faces.locate import FACE_MODES, FALLBACKS
     "--face-margin",
     type=float,
     default=None,
-    help="Margin around a detected face, as a fraction of its size (default 0.2).",
+    help="Margin around a detected face, as a fraction of its size (default 0.025).",
 )
 def explain(
     model: str,

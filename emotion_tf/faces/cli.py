@@ -26,7 +26,7 @@ from emotion_tf.errors import EmotionTFError
     "--margin",
     type=float,
     default=None,
-    help="Margin around the detected face, as a fraction of its size (default 0.2, "
+    help="Margin around the detected face, as a fraction of its size (default 0.025, "
     "which frames faces like FER2013 crops).",
 )
 @click.option("--size", type=int, default=None, help="Resize crops to SIZE x SIZE pixels.")
