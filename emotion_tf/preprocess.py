@@ -26,9 +26,23 @@ def decode_image(image_bytes: tf.Tensor, channels: int) -> tf.Tensor:
 
 
 def resize_uint8(image: tf.Tensor, size: int) -> tf.Tensor:
-    """Resize to size x size (antialiased) and return uint8, so it can be cached compactly."""
-    resized = tf.image.resize(image, [size, size], antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+    """Resize to size x size (antialiased) and return uint8, so it can be cached compactly.
+
+    An image that already has the size is passed through: the antialiased resize would return
+    it unchanged, at a cost comparable to the small model's forward pass (benchmarks/).
+    """
+
+    def resize() -> tf.Tensor:
+        resized = tf.image.resize(image, [size, size], antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+    if image.dtype != tf.uint8:
+        return resize()
+    shape = tf.shape(image)
+    same = tf.logical_and(tf.equal(shape[-3], size), tf.equal(shape[-2], size))
+    result = tf.cond(same, lambda: image, resize)
+    result.set_shape(image.shape[:-3].concatenate([size, size]).concatenate(image.shape[-1:]))
+    return result
 
 
 def bytes_to_model_input(image_bytes: tf.Tensor, size: int, channels: int) -> tf.Tensor:
