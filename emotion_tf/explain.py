@@ -128,8 +128,8 @@ class GradCam:
 
         x = tf.convert_to_tensor(np.asarray(images), tf.float32)
         with tf.GradientTape() as tape:
+            tape.watch(x)  # records every op after the input, so d(logit)/d(features) exists
             features, logits, probabilities = self._inner(x, training=False)
-            tape.watch(features)
             if class_index is None:
                 targets = tf.argmax(probabilities, axis=1, output_type=tf.int32)
             else:
@@ -141,10 +141,9 @@ class GradCam:
         features = tf.cast(features, tf.float32)
         weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
-        peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
-        cam = tf.math.divide_no_nan(cam, peak)
         cam = tf.image.resize(cam[..., None], [self.size, self.size], method="bilinear")[..., 0]
-        cam = tf.clip_by_value(cam, 0.0, 1.0)
+        peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)  # after resizing: peak is 1
+        cam = tf.clip_by_value(tf.math.divide_no_nan(cam, peak), 0.0, 1.0)
         return cam.numpy(), np.asarray(probabilities, np.float64), targets.numpy()
 
 
