@@ -91,6 +91,8 @@ class HaarFaceDetector:
 
     Images larger than `max_side` are scanned on a downscaled copy (boxes are mapped back), which
     bounds the time per photo; faces smaller than `min_size` pixels at that scale are not found.
+    When nothing is found, the image is scanned once more with `border_retry` of its size
+    added around it (edge pixels replicated), which finds faces that fill the frame.
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class HaarFaceDetector:
         min_size: int = 24,
         max_side: int = 1024,
         equalize: bool = True,
+        border_retry: float = 0.25,
     ):
         if not 1.0 < scale_factor <= 2.0:
             raise ConfigError(
@@ -120,6 +123,7 @@ class HaarFaceDetector:
         self.min_size = min_size
         self.max_side = max_side
         self.equalize = equalize
+        self.border_retry = border_retry
         self._classifier = cv2.CascadeClassifier(_cascade_path(cascade))
         if self._classifier.empty():
             raise ConfigError(f"OpenCV could not load the cascade {_cascade_path(cascade)}")
@@ -142,22 +146,51 @@ class HaarFaceDetector:
             gray = cv2.equalizeHist(gray)
         if min(gray.shape) < self.min_size:
             return []
+        boxes = self._scan(gray)
+        if not boxes and self.border_retry > 0:
+            boxes = self._scan_padded(gray)
+        boxes = [
+            FaceBox(
+                round(b.x / scale),
+                round(b.y / scale),
+                round(b.w / scale),
+                round(b.h / scale),
+                b.score,
+            )
+            for b in boxes
+        ]
+        boxes = [b for b in boxes if b.w > 0 and b.h > 0]
+        return sorted(boxes, key=lambda b: (-b.area, b.y, b.x))
+
+    def _scan(self, gray: np.ndarray) -> list[FaceBox]:
         rects, neighbours = self._classifier.detectMultiScale2(
             gray,
             scaleFactor=self.scale_factor,
             minNeighbors=self.min_neighbors,
             minSize=(self.min_size, self.min_size),
         )
-        boxes = []
-        for (x, y, w, h), count in zip(np.reshape(rects, (-1, 4)).tolist(), np.ravel(neighbours)):
-            boxes.append(
-                FaceBox(
-                    round(x / scale),
-                    round(y / scale),
-                    round(w / scale),
-                    round(h / scale),
-                    float(count),
-                )
+        return [
+            FaceBox(x, y, w, h, float(count))
+            for (x, y, w, h), count in zip(
+                np.reshape(rects, (-1, 4)).tolist(), np.ravel(neighbours)
             )
-        boxes = [b for b in boxes if b.w > 0 and b.h > 0]
-        return sorted(boxes, key=lambda b: (-b.area, b.y, b.x))
+        ]
+
+    def _scan_padded(self, gray: np.ndarray) -> list[FaceBox]:
+        """Scan again with the border replicated outwards: the cascade's window must fit around
+        a face, so a face that fills the frame (a close-up, a crop) is only found this way.
+        Boxes are clipped to the image; those centred outside it are dropped."""
+        import cv2
+
+        height, width = gray.shape
+        pad = max(1, round(self.border_retry * max(height, width)))
+        padded = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        boxes = []
+        for box in self._scan(padded):
+            cx, cy = box.x + box.w / 2 - pad, box.y + box.h / 2 - pad
+            if not (0 <= cx < width and 0 <= cy < height):
+                continue
+            x0, y0 = max(0, box.x - pad), max(0, box.y - pad)
+            x1, y1 = min(width, box.x - pad + box.w), min(height, box.y - pad + box.h)
+            boxes.append(FaceBox(x0, y0, x1 - x0, y1 - y0, box.score))
+        return boxes
