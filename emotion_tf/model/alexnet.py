@@ -110,9 +110,13 @@ def build_alexnet(config: ModelConfig, num_classes: int) -> keras.Model:
 
     # Classifier: fc6, fc7 with dropout, fc8 softmax (kept in float32 under mixed precision).
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(units(4096), activation="relu", name="fc6", kernel_initializer="he_normal")(x)
+    x = keras.layers.Dense(
+        units(4096), activation="relu", name="fc6", kernel_initializer="he_normal"
+    )(x)
     x = keras.layers.Dropout(config.dropout, name="drop6")(x)
-    x = keras.layers.Dense(units(4096), activation="relu", name="fc7", kernel_initializer="he_normal")(x)
+    x = keras.layers.Dense(
+        units(4096), activation="relu", name="fc7", kernel_initializer="he_normal"
+    )(x)
     x = keras.layers.Dropout(config.dropout, name="drop7")(x)
     x = keras.layers.Dense(num_classes, name="fc8")(x)
     outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
