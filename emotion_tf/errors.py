@@ -15,3 +15,7 @@ class DataError(EmotionTFError):
 
 class ModelDirError(EmotionTFError):
     """A path given as a model is not a usable export or run directory."""
+
+
+class ClusterError(EmotionTFError):
+    """A worker of a multi-worker training job failed or could not be reached."""

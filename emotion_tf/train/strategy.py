@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import tensorflow as tf
 
-from emotion_tf.errors import ConfigError
+from emotion_tf.errors import ClusterError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +168,18 @@ def _all_gather(strategy: tf.distribute.Strategy, value: int) -> list[int]:
 
     gathered = strategy.experimental_local_results(strategy.run(tf.function(gather)))[0]
     return [int(v) for v in gathered.numpy()]
+
+
+@contextlib.contextmanager
+def worker_failures_reported(strategy: tf.distribute.Strategy) -> Iterator[None]:
+    """Turn "another worker died" (a collective op failing) into one clear ClusterError."""
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
+        if not _several_workers(strategy):
+            raise
+        raise ClusterError(
+            f"lost contact with another worker of the multi-worker job ({type(err).__name__}). "
+            "Restart every worker with the same command: training resumes after the last "
+            "epoch that all of them finished."
+        ) from err

@@ -53,6 +53,7 @@ from emotion_tf.train.strategy import (
     prepare_multi_worker_fit,
     task_name,
     wait_for_all_workers,
+    worker_failures_reported,
 )
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,39 @@ def _shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
+def _resume_point(strategy: tf.distribute.Strategy, backup_dir: Path, epochs: int) -> int:
+    """The number of epochs already finished according to the backup (all workers agree)."""
+    first_epoch = agree_on_epoch(strategy, AtomicBackupAndRestore.saved_epochs(backup_dir))
+    if first_epoch >= epochs:
+        raise ConfigError(
+            f"train.epochs={epochs} but the backup in {backup_dir} has already "
+            f"finished epoch {first_epoch}: raise train.epochs or delete the backup"
+        )
+    if first_epoch:
+        log.info("resuming after epoch %d from the backup in %s", first_epoch, backup_dir)
+    return first_epoch
+
+
+def _run_info(
+    config: Config, strategy: tf.distribute.Strategy, data: TrainingData, first_epoch: int
+) -> dict[str, Any]:
+    """Provenance for run_info.json: versions, strategy, data counts and file-list hash."""
+    return {
+        "package_version": __version__,
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "python_version": platform.python_version(),
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+        "task": task_name() or None,
+        "deterministic": config.train.deterministic,
+        "resumed_after_epoch": first_epoch,
+        "config_hash": config.digest(),
+        "data_dir": str(Path(config.data.data_dir).resolve()),
+        **data.summary(),
+    }
+
+
 def train(config: Config, export: bool = True) -> TrainResult:
     """Run a full training job described by `config` and return where its results are."""
     strategy = build_strategy(config.train.strategy)  # first: multi-worker must precede TF ops
@@ -208,15 +242,7 @@ def train(config: Config, export: bool = True) -> TrainResult:
     )
 
     backup_dir = work_dir / "backup"
-    first_epoch = agree_on_epoch(strategy, AtomicBackupAndRestore.saved_epochs(backup_dir))
-    if first_epoch >= config.train.epochs:
-        raise ConfigError(
-            f"train.epochs={config.train.epochs} but the backup in {backup_dir} has already "
-            f"finished epoch {first_epoch}: raise train.epochs or delete the backup"
-        )
-    if first_epoch:
-        log.info("resuming after epoch %d from the backup in %s", first_epoch, backup_dir)
-
+    first_epoch = _resume_point(strategy, backup_dir, config.train.epochs)
     replicas = strategy.num_replicas_in_sync
     train_ds, steps = training_epochs(train_files, config, replicas, first_epoch)
     val_ds, val_steps = validation_passes(val_files, config, replicas)
@@ -258,20 +284,21 @@ def train(config: Config, export: bool = True) -> TrainResult:
         AtomicBackupAndRestore(backup_dir, resume_epoch=first_epoch),
     ]
     fit_started = time.monotonic()
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=config.train.epochs,
-        initial_epoch=first_epoch,
-        steps_per_epoch=steps,
-        validation_steps=val_steps,
-        callbacks=callbacks,
-        class_weight=class_weights(train_files)
-        if config.train.class_weight == "balanced"
-        else None,
-        verbose=_verbosity(config.train.verbose),
-        shuffle=False,  # the dataset shuffles itself
-    )
+    with worker_failures_reported(strategy):
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.train.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps,
+            validation_steps=val_steps,
+            callbacks=callbacks,
+            class_weight=class_weights(train_files)
+            if config.train.class_weight == "balanced"
+            else None,
+            verbose=_verbosity(config.train.verbose),
+            shuffle=False,  # the dataset shuffles itself
+        )
     train_seconds = time.monotonic() - fit_started
 
     best_path = run_dir / BEST_CHECKPOINT
@@ -287,24 +314,10 @@ def train(config: Config, export: bool = True) -> TrainResult:
             "skipped_files": len(data.skipped),
         }
     )
-    run_info = {
-        "package_version": __version__,
-        "tensorflow_version": tf.__version__,
-        "keras_version": keras.__version__,
-        "python_version": platform.python_version(),
-        "strategy": type(strategy).__name__,
-        "replicas": replicas,
-        "task": task_name() or None,
-        "deterministic": config.train.deterministic,
-        "resumed_after_epoch": first_epoch,
-        "config_hash": config.digest(),
-        "data_dir": str(Path(config.data.data_dir).resolve()),
-        **data.summary(),
-    }
     export_path = None
     if chief:
         atomic_write_json(run_dir / "metrics.json", metrics)
-        atomic_write_json(run_dir / "run_info.json", run_info)
+        atomic_write_json(run_dir / "run_info.json", _run_info(config, strategy, data, first_epoch))
         if export:
             export_path = export_model(
                 model,
