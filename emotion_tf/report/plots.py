@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 TRAIN_COLOUR = "#0072B2"
 VAL_COLOUR = "#D55E00"
@@ -53,8 +54,7 @@ def training_curves(history: list[dict[str, Any]]) -> bytes:
         axes.set_xlabel("epoch")
         axes.grid(alpha=0.3)
         axes.legend()
-        if len(epochs) <= 20:
-            axes.set_xticks(epochs)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     return _png(figure)
 
 
@@ -140,7 +140,7 @@ def image_grid(
         return _png(figure)
     columns = min(columns, len(images))
     rows = math.ceil(len(images) / columns)
-    figure = Figure(figsize=(2.6 * columns, 2.9 * rows + 0.4))
+    figure = Figure(figsize=(2.6 * columns, 2.9 * rows + 0.4), layout="constrained")
     for i, (image, caption) in enumerate(zip(images, captions)):
         axes = figure.add_subplot(rows, columns, i + 1)
         squeezed = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
