@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -226,6 +227,8 @@ def test_sigkill_during_export_leaves_nothing_servable(runs, tmp_path: Path) -> 
         STALLED_EXPORT, ["export", str(runs["straight"]), "--export-dir", str(base)], tmp_path
     )
     try:
+        ready, _, _ = select.select([process.stdout], [], [], TIMEOUT)
+        assert ready, "export did not reach the save in time"
         line = process.stdout.readline().decode()
         assert line.strip() == "SAVED", process.communicate(timeout=60)[1].decode()[-3000:]
         os.kill(process.pid, signal.SIGKILL)
