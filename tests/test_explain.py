@@ -19,7 +19,7 @@ from emotion_tf.faces.detector import FaceBox
 from emotion_tf.faces.photo import decode_photo
 from tests.faces_helpers import clutter, detectable_faces, fer_run, paste
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 BOXES = [FaceBox(40, 60, 150, 150), FaceBox(330, 180, 200, 200)]
 
 

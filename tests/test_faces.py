@@ -47,6 +47,7 @@ def test_opencv_ships_the_cascades() -> None:
         assert (Path(cv2.data.haarcascades) / name).is_file()
 
 
+@pytest.mark.shared_data
 def test_several_faces_found_at_their_boxes(faces: list[Path]) -> None:
     photo = paste(clutter(1), faces[:3], BOXES)
     boxes = default_detector().detect(np.asarray(photo))
@@ -65,6 +66,7 @@ def test_no_face_in_clutter_or_flat_images() -> None:
     assert detector.detect(np.zeros((10, 10), np.uint8)) == []  # smaller than the window
 
 
+@pytest.mark.shared_data
 def test_detection_recall_on_fer_faces(fer_dir: Path) -> None:
     """Most FER2013 faces pasted into a photo are found (the benchmark measures ~0.6 recall
     over all sizes; faces at 150 px on a plain background are easier)."""
@@ -79,6 +81,7 @@ def test_detection_recall_on_fer_faces(fer_dir: Path) -> None:
     assert hits / len(paths) > 0.45
 
 
+@pytest.mark.shared_data
 def test_large_photos_are_scanned_downscaled_and_boxes_mapped_back(faces: list[Path]) -> None:
     big = FaceBox(900, 700, 600, 600)
     photo = paste(clutter(2, (2400, 1800)), faces[:1], [big])
@@ -126,6 +129,7 @@ def test_crop_channels_match_the_training_decode_path() -> None:
     assert crop_face(rgb, FaceBox(4, 4, 16, 16), 0.0, channels=1).shape == (16, 16, 1)
 
 
+@pytest.mark.shared_data
 def test_default_margin_frames_faces_like_fer_crops(faces: list[Path]) -> None:
     """With the default margin, the crop around a detected face covers the pasted FER crop."""
     photo = paste(clutter(3), faces[:3], BOXES)
@@ -138,6 +142,7 @@ def test_default_margin_frames_faces_like_fer_crops(faces: list[Path]) -> None:
 # -- the auto / detect / none policy -----------------------------------------------------------
 
 
+@pytest.mark.shared_data
 def test_auto_uses_small_square_crops_whole(fer_dir: Path) -> None:
     crop = decode_photo(fer_files(fer_dir, "validation", "sad", 1)[0].read_bytes(), 1)
     assert crop.shape == (48, 48, 1)
@@ -146,6 +151,7 @@ def test_auto_uses_small_square_crops_whole(fer_dir: Path) -> None:
     assert locate_faces(crop, "none")[0].box.as_list() == [0, 0, 48, 48]
 
 
+@pytest.mark.shared_data
 def test_auto_detects_in_photos_and_reports_no_face(faces: list[Path]) -> None:
     photo = np.asarray(paste(clutter(4), faces[:2], BOXES[:2]))
     regions = locate_faces(photo, "auto")
@@ -158,6 +164,7 @@ def test_auto_detects_in_photos_and_reports_no_face(faces: list[Path]) -> None:
         locate_faces(photo, "sometimes")
 
 
+@pytest.mark.shared_data
 def test_auto_treats_a_large_close_up_as_a_crop(fer_dir: Path) -> None:
     """A face filling a 400 px frame: found by the padded second scan, so `auto` keeps the
     image whole and `detect` gives one box covering most of it."""
@@ -187,6 +194,7 @@ def test_looks_like_crop_rules() -> None:
     assert not looks_like_crop((100, 100, 3), [FaceBox(0, 0, 30, 30), FaceBox(50, 50, 30, 30)])
 
 
+@pytest.mark.shared_data
 def test_exif_rotated_photo_is_turned_upright_before_detection(faces: list[Path]) -> None:
     photo = paste(clutter(1), faces[:3], BOXES)  # the photo of test_several_faces...
     sideways = photo.transpose(Image.Transpose.ROTATE_90)  # as a camera held sideways stores it

@@ -23,7 +23,7 @@ from tests.faces_helpers import clutter, detectable_faces, fer_run, paste
 
 BOXES = [FaceBox(30, 40, 144, 144), FaceBox(240, 230, 192, 192), FaceBox(470, 50, 144, 144)]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 
 
 @pytest.fixture(scope="module")
