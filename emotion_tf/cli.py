@@ -119,6 +119,7 @@ def export(run_dir: str, export_dir: str | None, version: int | None) -> None:
         run.class_names,
         version=version,
         metadata=run.export_metadata(),
+        test_time_flip=run.config.model.test_time_flip,
     )
     click.echo(str(target))
 

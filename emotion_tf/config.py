@@ -56,6 +56,9 @@ class ModelConfig:
     normalization: Normalization = "none"
     padding: Padding = "auto"
     conv1_stride: int = 0  # 0 picks 4, 2 or 1 from input_size
+    # Average the probabilities of each image and its mirror image in the final evaluation and
+    # in the export (test-time augmentation; twice the inference cost).
+    test_time_flip: bool = False
 
 
 @dataclasses.dataclass

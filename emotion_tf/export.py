@@ -44,7 +44,11 @@ _AUTO_VERSION_TRIES = 5
 
 
 def _serving_module(
-    model: keras.Model, class_names: list[str], size: int, channels: int
+    model: keras.Model,
+    class_names: list[str],
+    size: int,
+    channels: int,
+    test_time_flip: bool = False,
 ) -> tf.Module:
     """A tf.Module that tracks only the raw variables; the Keras model stays in the closure.
 
@@ -56,7 +60,11 @@ def _serving_module(
     names = tf.constant(class_names)
 
     def outputs(images: tf.Tensor) -> dict[str, tf.Tensor]:
-        probabilities = tf.cast(model(tf.cast(images, tf.float32), training=False), tf.float32)
+        images = tf.cast(images, tf.float32)
+        probabilities = tf.cast(model(images, training=False), tf.float32)
+        if test_time_flip:  # average with the mirror image, as the run's evaluation did
+            mirrored = tf.cast(model(tf.reverse(images, axis=[2]), training=False), tf.float32)
+            probabilities = (probabilities + mirrored) / 2.0
         index = tf.argmax(probabilities, axis=1)
         return {
             "probabilities": probabilities,
@@ -106,12 +114,14 @@ def export_model(
     version: int | None = None,
     metadata: dict[str, Any] | None = None,
     warmup: bool = True,
+    test_time_flip: bool = False,
 ) -> Path:
     """Write `model` to `<export_dir>/<version>/` atomically and return that path.
 
     `version=None` takes the next free integer; an existing version is never overwritten
     (`ModelDirError`). `warmup` writes TF Serving warm-up requests when `tensorflow-serving-api`
-    is importable, and logs a warning otherwise.
+    is importable, and logs a warning otherwise. `test_time_flip` makes every signature average
+    the probabilities of each image and its mirror image.
     """
     export_dir = Path(export_dir)
     export_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +138,7 @@ def export_model(
     _, height, width, channels = model.input_shape
     if height != width:
         raise ModelDirError(f"model input must be square. Received: {model.input_shape}")
-    module = _serving_module(model, class_names, int(height), int(channels))
+    module = _serving_module(model, class_names, int(height), int(channels), test_time_flip)
     # TF Serving only loads folders named by integers, so the temp folder is never served.
     tmp = export_dir / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     try:
@@ -149,6 +159,7 @@ def export_model(
             "outputs": list(OUTPUT_NAMES),
             "weights_bytes": weights_nbytes(model),
             "warmup_requests": warmup_count,
+            "test_time_flip": bool(test_time_flip),
         }
         info.update(metadata or {})
         (tmp / "assets").mkdir(exist_ok=True)

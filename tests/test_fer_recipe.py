@@ -63,3 +63,36 @@ def test_recipe_trains_one_epoch_on_a_fer_subset(fer_dir: Path, tmp_path: Path) 
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert metrics["roc_auc"] is not None
     assert set(metrics["per_class"]) == {"happy", "sad"}
+
+
+def test_test_time_flip_averages_image_and_mirror(tmp_path: Path) -> None:
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from emotion_tf.config import load_config
+    from emotion_tf.export import LoadedExport, export_model
+    from emotion_tf.model.alexnet import build_alexnet
+    from emotion_tf.train.trainer import predict_probabilities
+
+    config = load_config(
+        RECIPE, ["model.input_size=32", "model.width=0.0625", "model.test_time_flip=true"]
+    )
+    keras.utils.set_random_seed(3)
+    model = build_alexnet(config.model, 2)
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 1), dtype=np.uint8)
+    x = images.astype("float32")
+    plain = model(x, training=False).numpy()
+    mirrored = model(x[:, :, ::-1], training=False).numpy()
+    assert not np.allclose(plain, mirrored, atol=1e-4)  # the test would prove nothing
+    expected = (plain + mirrored) / 2
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.eye(2)[[0, 1, 0, 1, 0, 1]])).batch(4)
+    labels, probabilities = predict_probabilities(model, dataset, flip=True)
+    np.testing.assert_array_equal(labels, [0, 1, 0, 1, 0, 1])
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+    path = export_model(model, tmp_path / "export", ["happy", "sad"], test_time_flip=True)
+    loaded = LoadedExport(path)
+    assert loaded.metadata["test_time_flip"] is True
+    np.testing.assert_allclose(loaded.predict_images(images)["probabilities"], expected, atol=1e-5)

@@ -161,10 +161,16 @@ def load_training_data(config: Config) -> TrainingData:
     return TrainingData(splits, skipped, "folders", file_list_hash(splits, data_dir))
 
 
-def predict_probabilities(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, ...]:
+def predict_probabilities(
+    model: keras.Model, dataset: tf.data.Dataset, flip: bool = False
+) -> tuple[np.ndarray, ...]:
+    """True labels and predicted probabilities; `flip` averages each image with its mirror."""
     labels, probs = [], []
     for images, one_hot in dataset:
-        probs.append(model(images, training=False).numpy())
+        prob = model(images, training=False).numpy()
+        if flip:
+            prob = (prob + model(tf.reverse(images, axis=[2]), training=False).numpy()) / 2
+        probs.append(prob)
         labels.append(np.argmax(one_hot.numpy(), axis=1))
     return np.concatenate(labels), np.concatenate(probs)
 
@@ -304,7 +310,9 @@ def train(config: Config, export: bool = True) -> TrainResult:
     best_path = run_dir / BEST_CHECKPOINT
     if chief and best_path.is_file():
         model = keras.models.load_model(best_path, safe_mode=True)
-    labels, probabilities = predict_probabilities(model, build_dataset(val_files, config, False))
+    labels, probabilities = predict_probabilities(
+        model, build_dataset(val_files, config, False), flip=config.model.test_time_flip
+    )
     metrics = classification_metrics(labels, probabilities, class_names)
     metrics.update(
         {
@@ -324,6 +332,7 @@ def train(config: Config, export: bool = True) -> TrainResult:
                 config.resolved_export_dir(),
                 class_names,
                 metadata={"metrics": _headline(metrics), "config_hash": config.digest()},
+                test_time_flip=config.model.test_time_flip,
             )
             log.info("exported SavedModel to %s", export_path)
         from emotion_tf.report.build import report_after_training
