@@ -72,10 +72,15 @@ def test_train_throughput_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -
         capsys.readouterr().out,
         {"in_memory", "trainer_on_jpegs", "trainer_vs_in_memory", "epoch_callbacks"},
     )
-    (rounds,) = report["details"].values()
-    profile = rounds["rounds"][0]["profile"]
+    (details,) = report["details"].values()
+    (run,) = details["variants"]["keras"]
+    assert run["ratio"] > 0 and run["cpu_ratio"] > 0
+    assert [e["steps"] for e in run["epochs"]] == [4, 4, 4]  # 32 images in batches of 8
+    profile = run["profile"]
     assert profile["steps"] >= 1, profile
     assert "model step" in profile["kernel_ms_by_stage"], profile
+    # Every trainer run sits between two in-memory runs.
+    assert len(details["in_memory_runs"]) == 2
 
 
 def test_vs_pytorch_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
