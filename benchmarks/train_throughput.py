@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,6 @@ def run_trainer(config: Any, profile_dir: Path, profile_steps: tuple[int, int]) 
 
     profile_epoch = config.train.epochs - 1 if profile_steps[1] > profile_steps[0] else None
     timer = EpochTimer(profile_epoch, profile_steps, profile_dir)
-    import time
-
     started = time.perf_counter()
     with observe_fit(timer):
         result = train(config, export=False)
@@ -221,7 +220,7 @@ def bench_size(spec: SizeSpec, args: Any, work: Path, report: Report) -> None:
                 real = run_trainer(
                     config,
                     work / f"profile-{spec.label}-{variant}-{round_index}",
-                    (2, 2 + args.profile_steps),
+                    (2, 2 + args.profile_steps) if profile else (0, 0),
                 )
             keras_reset_policy()
             run_memory(config)
