@@ -12,6 +12,7 @@ import os
 from typing import Union
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from emotion_tf.config import Config
@@ -32,14 +33,22 @@ def num_examples(split: Split) -> int:
     return sum(split.counts().values())
 
 
-def encoded_examples(split: Split) -> tf.data.Dataset:
-    """(encoded image bytes, label, EXIF orientation) for every example, in a fixed order."""
+def encoded_examples(split: Split, order_seed: int | None = None) -> tf.data.Dataset:
+    """(encoded image bytes, label, EXIF orientation) for every example, in a fixed order.
+
+    With `order_seed`, folder examples come in one seeded random order instead of sorted by
+    class, so that a shuffle buffer smaller than the data set still mixes the classes.
+    """
     if isinstance(split, RecordSplit):
         return read_records(split)
+    order = np.arange(len(split.paths))
+    if order_seed is not None:
+        order = np.random.default_rng(order_seed).permutation(len(split.paths))
+    orientation_list = split.orientation_list()
     # os.fsencode: names that are not UTF-8 must reach TF as their original bytes.
-    paths = tf.constant([os.fsencode(p) for p in split.paths], tf.string)
-    labels = tf.constant(split.labels, tf.int32)
-    orientations = tf.constant(split.orientation_list(), tf.int32)
+    paths = tf.constant([os.fsencode(split.paths[i]) for i in order], tf.string)
+    labels = tf.constant([split.labels[i] for i in order], tf.int32)
+    orientations = tf.constant([orientation_list[i] for i in order], tf.int32)
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels, orientations))
     return dataset.map(
         lambda path, label, orientation: (tf.io.read_file(path), label, orientation),
@@ -48,7 +57,9 @@ def encoded_examples(split: Split) -> tf.data.Dataset:
     )
 
 
-def decoded_examples(split: Split, size: int, channels: int) -> tf.data.Dataset:
+def decoded_examples(
+    split: Split, size: int, channels: int, order_seed: int | None = None
+) -> tf.data.Dataset:
     """(uint8 [size, size, channels] upright image, label), decoded in parallel, in order.
 
     The data scan has already left out files that do not decode; a file that breaks after the
@@ -60,7 +71,9 @@ def decoded_examples(split: Split, size: int, channels: int) -> tf.data.Dataset:
         image = apply_orientation(decode_image(data, channels), orientation)
         return resize_uint8(image, size), label
 
-    dataset = encoded_examples(split).map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
+    dataset = encoded_examples(split, order_seed).map(
+        decode, num_parallel_calls=AUTOTUNE, deterministic=True
+    )
     return dataset.ignore_errors(log_warning=True)
 
 
@@ -110,8 +123,9 @@ def _to_model(num_classes: int):
     return convert
 
 
-def _cached_examples(split: Split, config: Config) -> tf.data.Dataset:
-    dataset = decoded_examples(split, config.model.input_size, config.model.channels)
+def _cached_examples(split: Split, config: Config, training: bool = False) -> tf.data.Dataset:
+    order_seed = config.train.seed if training else None
+    dataset = decoded_examples(split, config.model.input_size, config.model.channels, order_seed)
     return dataset.cache() if config.data.cache else dataset
 
 
@@ -152,7 +166,7 @@ def build_dataset(
     `training` shuffles and augments as in epoch `epoch` of `training_epochs`.
     """
     num_classes = len(files.class_names)
-    examples = _cached_examples(files, config)
+    examples = _cached_examples(files, config, training)
     # Several replicas crash oneDNN on a last batch smaller than the replica count.
     drop_remainder = num_replicas > 1
     if training:
@@ -182,7 +196,7 @@ def training_epochs(
     drop_remainder = num_replicas > 1
     batch = config.data.batch_size
     steps = count // batch if drop_remainder else -(-count // batch)
-    examples = _cached_examples(files, config)
+    examples = _cached_examples(files, config, training=True)
     augment = _Augment(config)
     epochs = tf.data.Dataset.range(first_epoch, config.train.epochs)
     dataset = epochs.flat_map(
