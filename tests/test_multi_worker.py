@@ -8,11 +8,13 @@ by design, not by a bug.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,35 +57,43 @@ def train_command(data_dir: Path, run_dir: Path, strategy: str) -> list[str]:
 
 
 def run_all(commands: list[tuple[list[str], dict[str, str]]]) -> list[tuple[int, str, float]]:
-    """Start every command at once; wait for all (killing them all on timeout or failure)."""
-    processes = []
+    """Start every command at once and wait for all of them: (returncode, output, seconds).
+
+    All are killed when one fails or when TIMEOUT passes, so a stuck worker cannot hang CI.
+    Output goes to files, not pipes, so a chatty process never blocks on a full pipe.
+    """
     started = time.monotonic()
-    for command, env in commands:
-        processes.append(
+    with contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in commands]
+        processes = [
             subprocess.Popen(
                 command,
-                stdout=subprocess.PIPE,
+                stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
             )
-        )
-    results = []
-    try:
-        for process in processes:
-            remaining = max(1.0, TIMEOUT - (time.monotonic() - started))
-            output, _ = process.communicate(timeout=remaining)
-            results.append(
-                (process.returncode, output.decode(errors="replace"), time.monotonic() - started)
-            )
-            if process.returncode != 0:
-                break
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+            for (command, env), log in zip(commands, logs)
+        ]
+        finished: dict[int, float] = {}
+        try:
+            while len(finished) < len(processes) and time.monotonic() - started < TIMEOUT:
+                for i, process in enumerate(processes):
+                    if i not in finished and process.poll() is not None:
+                        finished[i] = time.monotonic() - started
+                if any(processes[i].returncode != 0 for i in finished):
+                    break
+                time.sleep(0.2)
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        results = []
+        for i, (process, log) in enumerate(zip(processes, logs)):
+            log.seek(0)
+            output = log.read().decode(errors="replace")
+            returncode = process.returncode if i in finished else -9  # -9: killed by the test
+            results.append((returncode, output, finished.get(i, -1.0)))
     return results
 
 
@@ -104,15 +114,16 @@ def cluster_runs(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     single_dir = root / "single"
     commands.append((train_command(tiny_data_dir, single_dir, "default"), {}))
     results = run_all(commands)
-    assert len(results) == 3, f"timed out after {TIMEOUT}s: {[r[1][-2000:] for r in results]}"
-    for returncode, output, _ in results:
-        assert returncode == 0, output[-4000:]
+    for returncode, output, seconds in results:
+        assert returncode == 0, (returncode, seconds, output[-4000:])
     return {"run_dir": run_dir, "single": single_dir, "results": results}
 
 
 def test_both_workers_finish_and_only_the_chief_writes(cluster_runs) -> None:
     run_dir = cluster_runs["run_dir"]
     chief_log, worker_log = cluster_runs["results"][0][1], cluster_runs["results"][1][1]
+    for name, (_, _, seconds) in zip(("chief", "worker 1", "single"), cluster_runs["results"]):
+        print(f"{name} finished after {seconds:.0f}s (wall clock; all three ran at once)")
     assert "CollectiveAllReduceStrategy with 2 replica(s) as worker-0" in chief_log
     assert "as worker-1" in worker_log
     assert "export: " in chief_log and "export: " not in worker_log

@@ -12,14 +12,13 @@ import os
 from typing import Union
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from emotion_tf.config import Config
 from emotion_tf.data.augment import build_augmenter
 from emotion_tf.data.files import LabelledFiles
 from emotion_tf.data.orientation import apply_orientation
-from emotion_tf.data.tfrecord import RecordSplit, read_records
+from emotion_tf.data.tfrecord import RecordSplit, read_records, training_order
 from emotion_tf.preprocess import decode_image, resize_uint8
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -40,10 +39,15 @@ def encoded_examples(split: Split, order_seed: int | None = None) -> tf.data.Dat
     class, so that a shuffle buffer smaller than the data set still mixes the classes.
     """
     if isinstance(split, RecordSplit):
+        if order_seed is not None and split.order_seed != order_seed:
+            log.info(
+                "TFRecords store their examples in the order of seed %s (this run asks for %s); "
+                "shuffling still mixes them, but results differ from the folder form",
+                split.order_seed,
+                order_seed,
+            )
         return read_records(split)
-    order = np.arange(len(split.paths))
-    if order_seed is not None:
-        order = np.random.default_rng(order_seed).permutation(len(split.paths))
+    order = training_order(len(split.paths), order_seed)
     orientation_list = split.orientation_list()
     # os.fsencode: names that are not UTF-8 must reach TF as their original bytes.
     paths = tf.constant([os.fsencode(split.paths[i]) for i in order], tf.string)

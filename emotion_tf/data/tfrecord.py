@@ -9,8 +9,12 @@ writes, per split, N shards `OUT/<split>-00000-of-0000N.tfrecord` of `tf.train.E
 
 plus `OUT/tfrecords.json`, the manifest: class names, counts, shard names, the files left out.
 A data dir holding that manifest is read as TFRecords by `train` (`data.data_dir=OUT`).
-File i goes to shard i mod N, and reading interleaves the shards one record at a time, so the
-records come back in the folder's order and training gives the same results on either form.
+
+Order: the pipeline reads training files in one seeded random order (so that a shuffle buffer
+smaller than the class-sorted list still mixes classes) and validation files as listed. The
+records are written in exactly that order (`--seed`, default 1337 like `train.seed`); the k-th
+record goes to shard k mod N and reading interleaves the shards one record at a time, so the
+records come back in that order and training gives the same results on either form.
 """
 
 from __future__ import annotations
@@ -32,18 +36,17 @@ from emotion_tf import __version__
 from emotion_tf.data.files import (
     SPLITS,
     BadFile,
-    ImageInfo,
     LabelledFiles,
     display_path,
-    drop_bad,
     file_list_hash,
     load_splits,
-    read_checked_image,
+    scan_split,
 )
 from emotion_tf.errors import DataError, EmotionTFError
 from emotion_tf.io_utils import atomic_write_json
 
 MANIFEST = "tfrecords.json"
+DEFAULT_ORDER_SEED = 1337  # TrainConfig.seed's default
 FORMAT = "emotion-tf-tfrecord"
 FORMAT_VERSION = 1
 _CHUNK = 256  # files inspected in parallel at a time; bounds the bytes held in memory
@@ -59,6 +62,7 @@ class RecordSplit:
     files: list[str]  # shard paths
     class_counts: dict[str, int]
     file_list_hash: str = ""
+    order_seed: int | None = None  # the seed of the stored order (None: folder order)
 
     def counts(self) -> dict[str, int]:
         return dict(self.class_counts)
@@ -99,7 +103,9 @@ def load_record_splits(data_dir: str | Path) -> dict[str, RecordSplit]:
         empty = [name for name, count in counts.items() if count == 0]
         if empty:
             raise DataError(f"{manifest_path}: class '{empty[0]}' has no '{split}' examples")
-        result[split] = RecordSplit(class_names, shards, counts, info.get("file_list_hash", ""))
+        result[split] = RecordSplit(
+            class_names, shards, counts, info.get("file_list_hash", ""), info.get("order_seed")
+        )
     return result
 
 
@@ -118,18 +124,30 @@ def _example(data: bytes, label: int, path: str, orientation: int) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
-def _checked_bytes(
-    files: LabelledFiles, max_pixels: int, workers: int
-) -> Iterator[tuple[int, bytes | None, ImageInfo]]:
-    """(index, bytes or None, info) for every file, in order, checked in parallel."""
+def training_order(count: int, order_seed: int | None) -> list[int]:
+    """The order the pipeline reads a split's files in: seeded random, or as listed (None).
+
+    Must match `emotion_tf.data.pipeline.encoded_examples`, which uses the same permutation.
+    """
+    import numpy as np
+
+    if order_seed is None:
+        return list(range(count))
+    return [int(i) for i in np.random.default_rng(order_seed).permutation(count)]
+
+
+def _read_in_order(paths: list[str], workers: int) -> Iterator[tuple[str, bytes]]:
+    """(path, bytes) of `paths`, in order, read in parallel a chunk at a time."""
     import concurrent.futures
 
+    def read(path: str) -> bytes:
+        with open(path, "rb") as handle:
+            return handle.read()
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for start in range(0, len(files.paths), _CHUNK):
-            chunk = files.paths[start : start + _CHUNK]
-            checked = pool.map(lambda path: read_checked_image(path, max_pixels), chunk)
-            for offset, (data, info) in enumerate(checked):
-                yield start + offset, data, info
+        for start in range(0, len(paths), _CHUNK):
+            chunk = paths[start : start + _CHUNK]
+            yield from zip(chunk, pool.map(read, chunk))
 
 
 def _write_split(
@@ -139,34 +157,37 @@ def _write_split(
     shards: int,
     max_pixels: int,
     workers: int,
+    order_seed: int | None,
 ) -> tuple[LabelledFiles, list[str], list[BadFile]]:
-    """Stream one split into `shards` shards; return its clean file list, shard names, bad files."""
+    """Scan one split, then write its good files into `shards` shards in training order.
+
+    Returns the clean file list (folder order), the shard names and the files left out.
+    """
     import tensorflow as tf
 
-    count = min(shards, max(1, len(files.paths)))
+    clean, bad = scan_split(files, max_pixels, workers)
+    for item in bad:
+        log.warning("skipping %s: %s", display_path(item.path), item.reason)
+    order = training_order(len(clean.paths), order_seed)
+    count = min(shards, max(1, len(order)))
     names = [f"{split}-{i:05d}-of-{count:05d}.tfrecord" for i in range(count)]
     writers = [tf.io.TFRecordWriter(str(out_dir / name)) for name in names]
-    bad: list[BadFile] = []
-    orientations: dict[str, int] = {}
+    orientations = clean.orientation_list()
     try:
-        for index, data, info in _checked_bytes(files, max_pixels, workers):
-            path = files.paths[index]
-            if data is None:
-                log.warning("skipping %s: %s", display_path(path), info.reason)
-                bad.append(BadFile(path, info.reason or "unusable"))
-                continue
-            # The k-th good file goes to shard k mod count: reading round-robin restores order.
-            position = index - len(bad)
-            example = _example(data, files.labels[index], path, info.orientation)
+        ordered = [clean.paths[i] for i in order]
+        for position, (index, (path, data)) in enumerate(
+            zip(order, _read_in_order(ordered, workers))
+        ):
+            # The k-th file goes to shard k mod count: reading round-robin restores the order.
+            example = _example(data, clean.labels[index], path, orientations[index])
             writers[position % count].write(example)
-            orientations[path] = info.orientation
-            if (index + 1) % 1000 == 0:
-                log.info("%s: %d of %d files written", split, index + 1, len(files.paths))
+            if (position + 1) % 1000 == 0:
+                log.info("%s: %d of %d files written", split, position + 1, len(order))
+    except OSError as err:
+        raise DataError(f"a file changed while it was converted: {err}") from err
     finally:
         for writer in writers:
             writer.close()
-    clean = drop_bad(files, bad)
-    clean.orientations = [orientations[p] for p in clean.paths]
     return clean, names, bad
 
 
@@ -177,6 +198,7 @@ def write_tfrecords(
     max_pixels: int = 50_000_000,
     overwrite: bool = False,
     workers: int = 4,
+    order_seed: int | None = DEFAULT_ORDER_SEED,
 ) -> dict[str, Any]:
     """Convert a folder data set to sharded TFRecords in `out_dir`; return the manifest.
 
@@ -204,12 +226,16 @@ def write_tfrecords(
         }
         clean: dict[str, LabelledFiles] = {}
         for split, files in splits.items():
-            clean[split], names, bad = _write_split(split, files, tmp, shards, max_pixels, workers)
+            seed = order_seed if split == "train" else None
+            clean[split], names, bad = _write_split(
+                split, files, tmp, shards, max_pixels, workers, seed
+            )
             manifest["splits"][split] = {
                 "files": names,
                 "counts": clean[split].counts(),
                 "num_examples": len(clean[split].paths),
                 "file_list_hash": file_list_hash({split: clean[split]}, data_dir),
+                "order_seed": seed,
                 "skipped_files": [{"path": display_path(b.path), "reason": b.reason} for b in bad],
                 "exif_rotated": sum(o != 1 for o in clean[split].orientation_list()),
             }
@@ -260,9 +286,15 @@ def read_records(split: RecordSplit, parallel_reads: int = 16) -> Any:
     show_default=True,
     help="Refuse images with more pixels (decompression bombs).",
 )
+@click.option(
+    "--seed",
+    default=DEFAULT_ORDER_SEED,
+    show_default=True,
+    help="Seed of the stored order of training examples (train.seed gives the same order).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT_DIR.")
 def to_tfrecord_command(
-    data_dir: str, out_dir: str, shards: int, max_pixels: int, overwrite: bool
+    data_dir: str, out_dir: str, shards: int, max_pixels: int, seed: int, overwrite: bool
 ) -> None:
     """Write DATA_DIR's train/ and validation/ as sharded TFRecords into OUT_DIR.
 
@@ -270,7 +302,9 @@ def to_tfrecord_command(
     and listed in OUT_DIR/tfrecords.json.
     """
     try:
-        manifest = write_tfrecords(data_dir, out_dir, shards, max_pixels, overwrite)
+        manifest = write_tfrecords(
+            data_dir, out_dir, shards, max_pixels, overwrite, order_seed=seed
+        )
     except EmotionTFError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
