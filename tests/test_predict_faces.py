@@ -130,7 +130,8 @@ def test_predict_cli_rows_per_face_csv_json_and_annotations(run, photos, tmp_pat
     first = next(r for r in faces if r["path"].endswith("group0.jpg"))
     x, y, h = int(first["x"]), int(first["y"]), int(first["h"])
     colour = PALETTE[["happy", "sad"].index(first["label"])]
-    assert np.abs(pixels[y + h // 2, x] - colour).max() < 40  # the box's left edge (JPEG)
+    edge = np.median(pixels[y + 5 : y + h - 5, x], axis=0)  # the box's left edge, down its length
+    assert np.abs(edge - colour).max() < 30  # JPEG blurs single pixels, not the whole line
 
     as_json = runner.invoke(
         main,

@@ -72,7 +72,7 @@ def encode_like(picture: Image.Image, source_path: str) -> tuple[bytes, str]:
     """Encoded bytes and file suffix: JPEG for JPEG sources (photos), PNG otherwise."""
     buffer = io.BytesIO()
     if Path(source_path).suffix.lower() in (".jpg", ".jpeg"):
-        picture.save(buffer, format="JPEG", quality=90)
+        picture.save(buffer, format="JPEG", quality=90, subsampling=0)  # crisp coloured lines
         return buffer.getvalue(), ".jpg"
     picture.save(buffer, format="PNG")
     return buffer.getvalue(), ".png"
