@@ -67,6 +67,14 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
     help="Largest image (width x height) accepted.",
 )
 @click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
+@click.option(
+    "--faces",
+    type=click.Choice(["none", "auto", "detect"]),
+    default="none",
+    show_default=True,
+    help="none: images are face crops (TF Serving's behaviour). auto/detect: find faces in "
+    "each photo and classify the largest (auto keeps images that already look like crops).",
+)
 def serve(
     model_base: str,
     name: str,
@@ -79,6 +87,7 @@ def serve(
     max_body_mb: float,
     max_pixels: int,
     access_log: bool,
+    faces: str,
 ) -> None:
     """Serve the newest export under MODEL_BASE with TensorFlow Serving's REST API.
 
@@ -105,14 +114,19 @@ def serve(
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
     try:
-        run_server(model_base, settings, host, port, access_log)
+        run_server(model_base, settings, host, port, access_log, faces)
     except EmotionTFError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(2)
 
 
 def run_server(
-    model_base: str, settings: ServeSettings, host: str, port: int, access_log: bool = False
+    model_base: str,
+    settings: ServeSettings,
+    host: str,
+    port: int,
+    access_log: bool = False,
+    faces: str = "none",
 ) -> None:
     """Load the model, then serve until interrupted (Ctrl-C stops it gracefully)."""
     import uvicorn
@@ -124,7 +138,14 @@ def run_server(
             "binding to %s: the server has no authentication; put it behind a proxy you trust",
             host,
         )
-    app = create_app(model_base, settings)
+    hook = None
+    if faces != "none":
+        from emotion_tf.export import read_metadata, resolve_export
+        from emotion_tf.serve.faces import largest_face_hook
+
+        meta = read_metadata(resolve_export(model_base))
+        hook = largest_face_hook(int(meta["channels"]), int(meta["input_size"]), faces)
+    app = create_app(model_base, settings, image_hook=hook)
     log.info(
         "serving %r on http://%s:%d/v1/models/%s",
         settings.name,
