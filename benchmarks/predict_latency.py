@@ -18,6 +18,7 @@ and measures, in one process:
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -216,7 +217,9 @@ def bench_size(label: str, config: Any, jpeg_side: int, args: Any, work: Path, r
         "forward_cpu_us_per_image": forward_cpu,
     }
     if not args.no_cli:
-        details["cli"] = bench_cli(label, export_path, folder, paths, bare_rate, work, report)
+        details["cli"] = bench_cli(
+            label, export_path, folder, paths, (bare_rate, forward_cpu), work, report
+        )
     report.details[label] = details
 
 
@@ -225,7 +228,7 @@ def bench_cli(
     export_path: Path,
     folder: Path,
     paths: list[Path],
-    bare_rate: float,
+    forward: tuple[float, float],
     work: Path,
     report: Report,
 ) -> dict[str, Any]:
@@ -235,6 +238,7 @@ def bench_cli(
     the rate once started. Then the default (`--faces auto`, which runs the face detector on
     every image) on the folder, with the same start-up subtracted.
     """
+    bare_rate, forward_cpu = forward  # img/s and CPU us/img of the bare batch-64 forward pass
     small = work / f"images-{label}-small"
     small.mkdir(exist_ok=True)
     for path in paths[:64]:
@@ -249,14 +253,15 @@ def bench_cli(
         ("full", folder, len(paths), ["--faces", "none"]),
         ("full_default", folder, len(paths), []),
     )
-    times = {}
+    times, cpu = {}, {}
     for name, target, count, extra in runs:
         log(f"{label}: emotion-tf predict {' '.join(extra) or '(defaults)'} on {count} files")
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), _children_cpu()
         done = subprocess.run(
             [*command, str(target), "--format", "csv", *extra], capture_output=True, text=True
         )
         times[name] = time.perf_counter() - started
+        cpu[name] = _children_cpu() - cpu_started
         lines = done.stdout.count("\n")
         if done.returncode != 0 or lines < count:
             log(f"{label}: emotion-tf predict failed ({done.returncode}): {done.stderr[-500:]}")
@@ -282,6 +287,15 @@ def bench_cli(
             note=f"--faces none: {marginal:.0f} files/s once started",
         )
     )
+    cli_cpu = 1e6 * (cpu["full"] - cpu["small"]) / (len(paths) - 64)
+    report.add(
+        Figure(
+            f"predict.{label}.cli_rate_vs_forward_b64_cpu",
+            forward_cpu / cli_cpu,
+            "ratio",
+            note=f"CPU us/file once started: forward {forward_cpu:.0f}, CLI {cli_cpu:.0f}",
+        )
+    )
     report.add(
         Figure(
             f"predict.{label}.cli_default_faces_auto_vs_forward_b64",
@@ -292,10 +306,16 @@ def bench_cli(
     )
     return {
         "seconds": times,
+        "cpu_seconds": cpu,
         "startup_seconds": startup,
         "files_per_second_after_startup": marginal,
         "default_files_per_second_after_startup": default_rate,
     }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
