@@ -128,6 +128,15 @@ def bench_size(label: str, config: Any, batch: int, args: Any, report: Report) -
             why = "no bf16 hardware" if short == "bf16" else "no target; CPU has no fast fp16"
             figure = Figure(f"precision.{label}.{short}_vs_fp32", speedup, "x", note=why)
         report.add(figure)
+        cpu = median(b.cpu / a.cpu for a, b in zip(times[policy], times["float32"]))
+        report.add(
+            Figure(
+                f"{figure.name}_cpu",
+                cpu,
+                "x",
+                note="float32 CPU seconds / this policy's, per round",
+            )
+        )
     report.details[label] = {
         "model": vars(config),
         "batch_size": batch,

@@ -208,6 +208,14 @@ def bench_size(label: str, config: Any, args: Any, report: Report) -> None:
     )
     report.add(
         Figure(
+            f"torch.{label}.train_speedup_cpu",
+            median(t.cpu / k.cpu for k, t in zip(train["keras"], train["torch"])),
+            "x",
+            note="PyTorch CPU seconds / Keras CPU seconds, per round",
+        )
+    )
+    report.add(
+        Figure(
             f"torch.{label}.keras_infer_b{batch}",
             rate(infer["keras"], batches * batch),
             "img/s",
