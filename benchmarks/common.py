@@ -305,8 +305,11 @@ def ratios(a: Sequence[Timed], b: Sequence[Timed]) -> list[float]:
 # --- configuration -------------------------------------------------------------------------
 
 
+FER_FILE_SIZE = 48  # side of the FER2013 files; the recipe may upscale them
+
+
 def fer_recipe_model() -> dict[str, Any]:
-    """input_size, channels, width, normalization and batch size of the FER recipe.
+    """input_size, channels, width, normalization, test_time_flip, batch size of the FER recipe.
 
     Read from configs/fer2013.yaml where it exists; otherwise 48 px grayscale at half width.
     """
@@ -315,6 +318,7 @@ def fer_recipe_model() -> dict[str, Any]:
         "channels": 1,
         "width": 0.5,
         "normalization": "batch_norm",
+        "test_time_flip": False,
         "batch_size": 64,
     }
     if FER_RECIPE.is_file():
@@ -322,7 +326,7 @@ def fer_recipe_model() -> dict[str, Any]:
 
         recipe = yaml.safe_load(FER_RECIPE.read_text()) or {}
         model = recipe.get("model") or {}
-        for key in ("input_size", "channels", "width", "normalization"):
+        for key in ("input_size", "channels", "width", "normalization", "test_time_flip"):
             if key in model:
                 values[key] = model[key]
         values["batch_size"] = (recipe.get("data") or {}).get("batch_size", values["batch_size"])
@@ -350,20 +354,27 @@ def shared_fer_dir() -> Path | None:
     return path if (path / "train").is_dir() else None
 
 
-def _source_images(count: int, seed: int) -> Iterable[tuple[str, Any]]:
-    """(class name, PIL image) pairs: real FER faces where available, else synthetic faces."""
+def _source_images(count: int, seed: int, start: int = 0) -> Iterable[tuple[str, Any]]:
+    """(class name, PIL image) pairs: real FER faces where available, else synthetic faces.
+
+    FER files are taken in one fixed shuffled order per class from position `start` on, so
+    that disjoint ranges (train, validation) share no file until the set runs out.
+    """
     import numpy as np
     from PIL import Image
 
     fer = shared_fer_dir()
     rng = np.random.default_rng(seed)
     if fer is not None:
-        per_class = {name: sorted((fer / "train" / name).glob("*.jpg")) for name in CLASSES}
-        for index in range(count):
+        order = np.random.default_rng(0)
+        per_class = {}
+        for name in CLASSES:
+            files = sorted((fer / "train" / name).glob("*.jpg"))
+            per_class[name] = [files[i] for i in order.permutation(len(files))]
+        for index in range(start, start + count):
             name = CLASSES[index % len(CLASSES)]
             files = per_class[name]
-            path = files[int(rng.integers(len(files)))]
-            with Image.open(path) as image:
+            with Image.open(files[(index // len(CLASSES)) % len(files)]) as image:
                 yield name, image.convert("L")
         return
     from emotion_tf.data.demo import draw_face
@@ -378,7 +389,13 @@ def image_source() -> str:
 
 
 def make_jpegs(
-    root: Path, count: int, size: int, channels: int, seed: int = 0, quality: int = 90
+    root: Path,
+    count: int,
+    size: int,
+    channels: int,
+    seed: int = 0,
+    quality: int = 90,
+    start: int = 0,
 ) -> list[Path]:
     """Write `count` JPEGs of size x size pixels under root/<class>/ and return their paths.
 
@@ -391,7 +408,7 @@ def make_jpegs(
 
     rng = np.random.default_rng(seed + 1)
     paths = []
-    for index, (name, image) in enumerate(_source_images(count, seed)):
+    for index, (name, image) in enumerate(_source_images(count, seed, start)):
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
         if channels == 1:
@@ -414,7 +431,7 @@ def make_split_dir(
 ) -> Path:
     """A data dir with train/ and validation/ class folders of generated JPEGs."""
     make_jpegs(root / "train", train, size, channels, seed)
-    make_jpegs(root / "validation", validation, size, channels, seed + 100)
+    make_jpegs(root / "validation", validation, size, channels, seed + 100, start=train)
     return root
 
 

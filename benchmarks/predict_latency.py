@@ -28,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
+    FER_FILE_SIZE,
     Figure,
     Report,
     WorkDir,
@@ -61,7 +62,8 @@ def size_specs(args: Any) -> list[tuple[str, Any, int]]:
                 width=fer["width"],
                 normalization=fer["normalization"],
             )
-            result.append((f"fer{fer['input_size']}px", config, fer["input_size"]))
+            config.test_time_flip = bool(fer["test_time_flip"])
+            result.append((f"fer{fer['input_size']}px", config, FER_FILE_SIZE))
         else:
             raise SystemExit(f"unknown size {label!r}: use 227 and/or fer")
     if args.smoke:
@@ -83,7 +85,10 @@ def bench_size(label: str, config: Any, jpeg_side: int, args: Any, work: Path, r
 
     size, channels = config.input_size, config.channels
     model = build_alexnet(config, 2)
-    export_path = export_model(model, work / f"export-{label}", ["happy", "sad"])
+    flip = bool(getattr(config, "test_time_flip", False))
+    export_path = export_model(
+        model, work / f"export-{label}", ["happy", "sad"], test_time_flip=flip
+    )
     loaded = LoadedExport(export_path)
     folder = work / f"images-{label}"
     log(f"{label}: writing {args.files} JPEGs of {jpeg_side} px ({image_source()})")
@@ -93,7 +98,14 @@ def bench_size(label: str, config: Any, jpeg_side: int, args: Any, work: Path, r
     pixels = rng.integers(0, 256, (1, size, size, channels)).astype("uint8")
     x1 = tf.constant(pixels, tf.float32)
     x64 = tf.constant(rng.integers(0, 256, (64, size, size, channels)), tf.float32)
-    forward = tf.function(lambda x: model(x, training=False))
+
+    @tf.function
+    def forward(x: tf.Tensor) -> tf.Tensor:
+        """The model alone; with test-time flip, twice, as the export does."""
+        probabilities = model(x, training=False)
+        if flip:
+            probabilities = (probabilities + model(tf.reverse(x, axis=[2]), training=False)) / 2
+        return probabilities
 
     calls = {
         "bare_forward": lambda: forward(x1).numpy(),

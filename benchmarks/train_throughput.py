@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
+    FER_FILE_SIZE,
     Figure,
     Report,
     WorkDir,
@@ -75,7 +76,7 @@ def size_specs(args: Any) -> list[SizeSpec]:
                     f"fer{fer['input_size']}px",
                     path,
                     overrides,
-                    fer["input_size"],
+                    FER_FILE_SIZE,
                     fer["channels"],
                     fer["batch_size"],
                 )
