@@ -50,6 +50,10 @@ class FusedAugment:
         return tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
 
     def __call__(self, images: tf.Tensor, training: bool = True) -> tf.Tensor:
+        with tf.name_scope("augment_fused"):  # profiling.py files ops under "augment"
+            return self._augment(images)
+
+    def _augment(self, images: tf.Tensor) -> tf.Tensor:
         cfg = self.config
         shape = tf.shape(images)
         batch = shape[0]
