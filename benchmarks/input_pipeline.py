@@ -126,41 +126,40 @@ def stage_datasets(paths: list[str], case: Case, config: Any) -> dict[str, Any]:
     stages["cached batches, no augment"] = (
         cached.shuffle(2048).batch(batch).map(lambda x: tf.cast(x, tf.float32)).prefetch(autotune)
     )
-    from fused_augment import FusedAugment
+    from keras_augment import build_keras_augmenter
 
     whole = {
-        "all (as shipped)": build_augmenter(config.data.augment, 0),
-        "all fused (prototype)": FusedAugment(config.data.augment),
+        "all (as shipped)": build_augmenter(config.data.augment),
+        "all as Keras layers (first release)": build_keras_augmenter(config.data.augment),
     }
-    for name, layer in whole.items():
-        if layer is None:
-            continue
-        stages[f"cached + {name}"] = (
-            cached.shuffle(2048)
-            .batch(batch)
-            .map(
-                lambda x, layer=layer: layer(tf.cast(x, tf.float32), training=True),
-                num_parallel_calls=autotune,
-            )
-            .prefetch(autotune)
-        )
+    for name, augmenter in whole.items():
+        if augmenter is not None:
+            stages[f"cached + {name}"] = augmented(cached, batch, augmenter)
     for name in AUGMENT_NAMES:
         value = getattr(config.data.augment, name)
         if not value:
             continue
         settings: dict[str, Any] = {n: (False if n == "flip" else 0.0) for n in AUGMENT_NAMES}
         settings[name] = value
-        layer = build_augmenter(dataclasses.replace(config.data.augment, **settings), 0)
-        stages[f"cached + {name}"] = (
-            cached.shuffle(2048)
-            .batch(batch)
-            .map(
-                lambda x, layer=layer: layer(tf.cast(x, tf.float32), training=True),
-                num_parallel_calls=autotune,
-            )
-            .prefetch(autotune)
-        )
+        augmenter = build_augmenter(dataclasses.replace(config.data.augment, **settings))
+        stages[f"cached + {name}"] = augmented(cached, batch, augmenter)
     return stages
+
+
+def augmented(cached: Any, batch: int, augmenter: Any) -> Any:
+    """Shuffled float batches of the cached images through `augmenter`, in parallel."""
+    import tensorflow as tf
+
+    return (
+        cached.shuffle(2048)
+        .batch(batch)
+        .enumerate()
+        .map(
+            lambda index, x: augmenter(tf.cast(x, tf.float32), tf.stack([index, index])),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def model_rate(case: Case, seconds: float) -> tuple[float, float]:

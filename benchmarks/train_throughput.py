@@ -151,29 +151,29 @@ def run_in_memory(config: Any, steps: int, epochs: int) -> dict[str, Any]:
 def augmentation(variant: str) -> Iterator[list[str]]:
     """Config overrides and patches for an augmentation variant.
 
-    'keras': the package's layer stack as shipped; 'fused': the prototype in fused_augment.py
-    patched into the pipeline; 'none': augmentation switched off in the config.
+    'shipped': the package's fused augmenter; 'keras': the first release's chain of Keras
+    layers (keras_augment.py) patched into the pipeline; 'none': augmentation switched off.
     """
-    if variant == "keras":
+    if variant == "shipped":
         yield []
     elif variant == "none":
         yield [
             "data.augment.flip=false",
             *(f"data.augment.{k}=0.0" for k in AUGMENT_FACTORS),
         ]
-    elif variant == "fused":
-        from fused_augment import build_fused_augmenter
+    elif variant == "keras":
+        from keras_augment import build_keras_augmenter
 
         import emotion_tf.data.pipeline as pipeline
 
         original = pipeline.build_augmenter
-        pipeline.build_augmenter = build_fused_augmenter
+        pipeline.build_augmenter = build_keras_augmenter
         try:
             yield []
         finally:
             pipeline.build_augmenter = original
     else:
-        raise SystemExit(f"unknown augmentation variant {variant!r}: use keras, fused or none")
+        raise SystemExit(f"unknown augmentation variant {variant!r}: use shipped, keras or none")
 
 
 AUGMENT_FACTORS = ("rotation", "zoom", "translation", "brightness", "contrast")
@@ -277,7 +277,7 @@ def add_variant_figures(
     epoch_images: int,
     report: Report,
 ) -> None:
-    prefix = f"train.{name}" if variant == "keras" else f"train.{name}.augment_{variant}"
+    prefix = f"train.{name}" if variant == "shipped" else f"train.{name}.augment_{variant}"
     real_rate = median(r["trainer_steps_rate"] for r in rounds)
     report.add(Figure(f"{prefix}.trainer_on_jpegs", real_rate, "img/s", note="contended"))
     report.add(
@@ -368,9 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--augment",
         nargs="+",
-        default=["keras"],
-        choices=["keras", "fused", "none"],
-        help="augmentation variants: as shipped, the fused prototype, switched off",
+        default=["shipped"],
+        choices=["shipped", "keras", "none"],
+        help="augmentation variants: as shipped, the first release's Keras layers, switched off",
     )
     parser.add_argument("--profile-steps", type=int, default=5, help="steps traced")
     parser.add_argument("--no-profile", action="store_true")

@@ -80,7 +80,7 @@ class TrainConfig:
     run_dir: str = "runs/default"
     export_dir: str = ""  # empty: <run_dir>/export
     verbose: int = -1  # -1: progress bar on a terminal, one line per epoch otherwise
-    # Bit-identical reruns and resumes: deterministic TF ops, batches augmented one at a time.
+    # Bit-identical reruns and resumes: TF's deterministic ops (slower on some kernels).
     deterministic: bool = False
 
 

@@ -66,21 +66,24 @@ def test_script_help(name: str) -> None:
 
 def test_train_throughput_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "train.json"
-    assert _load("train_throughput").main(["--smoke", "--out", str(out)]) == 0
+    argv = ["--smoke", "--out", str(out), "--augment", "shipped", "keras"]
+    assert _load("train_throughput").main(argv) == 0
     report = _check_report(
         out,
         capsys.readouterr().out,
         {"in_memory", "trainer_on_jpegs", "trainer_vs_in_memory", "epoch_callbacks"},
     )
     (details,) = report["details"].values()
-    (run,) = details["variants"]["keras"]
+    (peer,) = details["variants"]["keras"]
+    assert peer["ratio"] > 0
+    (run,) = details["variants"]["shipped"]
     assert run["ratio"] > 0 and run["cpu_ratio"] > 0
     assert [e["steps"] for e in run["epochs"]] == [4, 4, 4]  # 32 images in batches of 8
     profile = run["profile"]
     assert profile["steps"] >= 1, profile
     assert "model step" in profile["kernel_ms_by_stage"], profile
     # Every trainer run sits between two in-memory runs.
-    assert len(details["in_memory_runs"]) == 2
+    assert len(details["in_memory_runs"]) == 3  # I T I T I for two variants
 
 
 def test_vs_pytorch_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -11,7 +11,6 @@ import logging
 import os
 from typing import Union
 
-import keras
 import tensorflow as tf
 
 from emotion_tf.config import Config
@@ -92,32 +91,21 @@ def _epoch_seed(seed: int, epoch: tf.Tensor | int) -> tf.Tensor:
 
 
 class _Augment:
-    """The configured augmenter, with its random state set from (seed, epoch, batch).
+    """The configured augmenter, seeded per batch from (train.seed, epoch, batch index).
 
-    Keras random layers draw from a stateful SeedGenerator; setting its state before each
-    batch makes the draws reproducible after a resume. With `deterministic`, batches are
-    augmented one at a time so parallel calls cannot interleave their seed updates.
+    The draws are stateless, so a resumed run augments batch b of epoch e exactly as an
+    uninterrupted one, and batches can be augmented in parallel.
     """
 
     def __init__(self, config: Config):
-        self.layers = build_augmenter(config.data.augment, config.train.seed)
-        self.generators: list[keras.random.SeedGenerator] = []
-        if self.layers is not None:
-            self.generators = [
-                layer.generator
-                for layer in self.layers.layers
-                if isinstance(getattr(layer, "generator", None), keras.random.SeedGenerator)
-            ]
-        self.bases = [int(g.state.numpy()[0]) for g in self.generators]
-        self.parallel = None if config.train.deterministic else AUTOTUNE
+        self.augmenter = build_augmenter(config.data.augment)
+        self.seed = config.train.seed
 
     def __call__(self, images: tf.Tensor, epoch: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
-        if self.layers is None:
+        if self.augmenter is None:
             return images
-        counter = tf.cast(epoch, tf.int64) * (1 << 32) + tf.cast(batch, tf.int64) * (1 << 10)
-        for base, generator in zip(self.bases, self.generators):
-            generator.state.assign(tf.stack([tf.constant(base, tf.int64), counter]))
-        return self.layers(images, training=True)
+        counter = tf.cast(epoch, tf.int64) * (1 << 32) + tf.cast(batch, tf.int64)
+        return self.augmenter(images, tf.stack([tf.constant(self.seed, tf.int64), counter]))
 
 
 def _to_model(num_classes: int):
@@ -150,11 +138,12 @@ def _training_epoch(
     )
     dataset = dataset.batch(config.data.batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(_to_model(num_classes), num_parallel_calls=AUTOTUNE)
-    if augment.layers is None:
+    if augment.augmenter is None:
         return dataset
     return dataset.enumerate().map(
         lambda batch, pair: (augment(pair[0], epoch, batch), pair[1]),
-        num_parallel_calls=augment.parallel,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
     )
 
 

@@ -80,7 +80,7 @@ class AugmentationPreview(keras.callbacks.Callback):
         from emotion_tf.data.augment import build_augmenter
 
         originals = self.sample()
-        augmenter = build_augmenter(self.config.data.augment, self.config.train.seed + 7919)
+        augmenter = build_augmenter(self.config.data.augment)
         writer = tf.summary.create_file_writer(str(self.log_dir))
         with writer.as_default():
             tf.summary.image(
@@ -91,7 +91,8 @@ class AugmentationPreview(keras.callbacks.Callback):
                 description="Training images as decoded and resized.",
             )
             for draw in range(self.draws if augmenter is not None else 0):
-                augmented = augmenter(tf.cast(originals, tf.float32), training=True)
+                seed = tf.constant([self.config.train.seed + 7919, draw], tf.int64)
+                augmented = augmenter(tf.cast(originals, tf.float32), seed)
                 pixels = tf.cast(tf.clip_by_value(tf.round(augmented), 0, 255), tf.uint8)
                 tf.summary.image(
                     "augmentation/augmented",
