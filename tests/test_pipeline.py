@@ -8,7 +8,7 @@ from PIL import Image
 
 from emotion_tf.config import load_config
 from emotion_tf.data.files import drop_bad, load_splits, scan_images
-from emotion_tf.data.pipeline import build_dataset
+from emotion_tf.data.pipeline import build_dataset, validation_passes
 from emotion_tf.errors import DataError
 
 
@@ -119,3 +119,14 @@ def test_training_batches_drop_remainder_with_replicas(odd_data):
     config = load_config(None, ["model.input_size=24", "data.batch_size=5"])
     sizes = [b[0].shape[0] for b in build_dataset(files, config, training=True, num_replicas=2)]
     assert sizes == [5, 5]
+
+
+def test_validation_passes_do_not_autotune(odd_data):
+    """Keras rebuilds the validation iterator every epoch; tearing down an autotuned one stalls."""
+    files = load_splits(odd_data)["validation"]
+    config = load_config(None, ["model.input_size=24", "data.batch_size=5"])
+    dataset, steps = validation_passes(files, config)
+    assert dataset.options().autotune.enabled is False
+    assert steps == 3  # 12 images in batches of 5
+    images = [x for x, _ in dataset.take(steps)]
+    assert sum(int(x.shape[0]) for x in images) == 12

@@ -212,4 +212,10 @@ def validation_passes(
     count = num_examples(files)
     batch = config.data.batch_size
     steps = count // batch if num_replicas > 1 else -(-count // batch)
-    return build_dataset(files, config, False, num_replicas).repeat(), steps
+    dataset = build_dataset(files, config, False, num_replicas).repeat()
+    # Keras drops its validation iterator after every pass. With autotuning on, destroying it
+    # waits for tf.data's tuning thread: 5-15 s of idle CPU in about half the epochs (measured
+    # on the FER recipe: epochs of 41 s instead of 26 s). Without it the pass is as fast.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options), steps
