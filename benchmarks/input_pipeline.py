@@ -254,7 +254,7 @@ def bench_case(case: Case, args: Any, work: Path, report: Report) -> None:
         return f"model {consumption:.0f} img/s; limited by {limit}"
 
     report.add(
-        Figure(f"input.{case.label}.model_consumption", consumption, "img/s", note="contended")
+        Figure(f"input.{case.label}.model_consumption", consumption, "img/s")
     )
     report.add(
         Figure(

@@ -109,7 +109,7 @@ def bench_size(label: str, config: Any, batch: int, args: Any, report: Report) -
     bf16_hardware = has_bf16_cpu() or _has_gpu()
     for policy in args.policies:
         rate = steps * batch / median(t.wall for t in times[policy])
-        report.add(Figure(f"precision.{label}.{policy}", rate, "img/s", note="contended"))
+        report.add(Figure(f"precision.{label}.{policy}", rate, "img/s"))
     for policy in args.policies:
         if policy == "float32":
             continue

@@ -255,7 +255,7 @@ def bench_size(spec: SizeSpec, args: Any, work: Path, report: Report) -> None:
 
     name = spec.label
     report.add(
-        Figure(f"train.{name}.in_memory", median(m[0] for m in memory), "img/s", note="contended")
+        Figure(f"train.{name}.in_memory", median(m[0] for m in memory), "img/s")
     )
     for variant, rounds in results.items():
         add_variant_figures(name, variant, rounds, args, steps * batch, report)
@@ -279,7 +279,7 @@ def add_variant_figures(
 ) -> None:
     prefix = f"train.{name}" if variant == "shipped" else f"train.{name}.augment_{variant}"
     real_rate = median(r["trainer_steps_rate"] for r in rounds)
-    report.add(Figure(f"{prefix}.trainer_on_jpegs", real_rate, "img/s", note="contended"))
+    report.add(Figure(f"{prefix}.trainer_on_jpegs", real_rate, "img/s"))
     report.add(
         Figure(
             f"{prefix}.trainer_vs_in_memory",

@@ -179,13 +179,11 @@ def bench_size(label: str, config: Any, args: Any, report: Report) -> None:
     train_ratio = median(ratios(train["keras"], train["torch"]))
     infer_ratio = median(ratios(infer["keras"], infer["torch"]))
     single_ratio = median(ratios(single["keras"], single["torch"]))
-    contended = "contended"
     report.add(
         Figure(
             f"torch.{label}.keras_train",
             rate(train["keras"], steps * batch),
             "img/s",
-            note=contended,
         )
     )
     report.add(
@@ -193,7 +191,6 @@ def bench_size(label: str, config: Any, args: Any, report: Report) -> None:
             f"torch.{label}.torch_train",
             rate(train["torch"], steps * batch),
             "img/s",
-            note=contended,
         )
     )
     report.add(
@@ -219,7 +216,6 @@ def bench_size(label: str, config: Any, args: Any, report: Report) -> None:
             f"torch.{label}.keras_infer_b{batch}",
             rate(infer["keras"], batches * batch),
             "img/s",
-            note=contended,
         )
     )
     report.add(
@@ -227,7 +223,6 @@ def bench_size(label: str, config: Any, args: Any, report: Report) -> None:
             f"torch.{label}.torch_infer_b{batch}",
             rate(infer["torch"], batches * batch),
             "img/s",
-            note=contended,
         )
     )
     report.add(
