@@ -4,10 +4,10 @@ Trains `configs/fer2013.yaml` on ../shared/data/fer2013-happy-sad/train, then re
 validation/: accuracy, balanced accuracy, per-class recall, ROC AUC (from the trainer's own
 metrics, and again from the exported SavedModel through `evaluate`), and training time.
 
-Training time is the whole `train()` call (data scan, fit, final evaluation, export). Because
-other work may share the machine, it is given twice: wall-clock minutes, and process CPU
-seconds / 2 / 60 -- the minutes two cores of the same CPU would need if this job had them to
-itself (a lower bound on a quiet machine's wall time; TF keeps both cores busy here).
+Training time is the whole `train()` call (data scan, fit, final evaluation, export), in
+wall-clock minutes; the 30-minute target is judged on it, so run this on an otherwise idle
+machine. Process CPU seconds / 2 / 60 is printed beside it: the minutes two cores would need if
+the job had them to itself, a lower bound that stays meaningful on a shared machine.
 
     python benchmarks/accuracy.py
     python benchmarks/accuracy.py --set train.epochs=5       # a quicker, weaker run
@@ -113,14 +113,19 @@ def main(argv: list[str] | None = None) -> int:
             note="the SavedModel through `emotion-tf evaluate`",
         ),
         Figure(
-            "fer.train_minutes_2core",
-            cpu / 2 / 60,
+            "fer.train_wall_minutes",
+            wall / 60,
             "min",
             "<=",
             TARGET_MINUTES,
-            note="process CPU seconds / 2",
+            note="wall clock of the whole train() call; valid on an otherwise idle machine",
         ),
-        Figure("fer.train_wall_minutes", wall / 60, "min", note="wall clock, shared machine"),
+        Figure(
+            "fer.train_minutes_2core",
+            cpu / 2 / 60,
+            "min",
+            note="process CPU seconds / 2: a lower bound where other work shares the machine",
+        ),
     ]
     for figure in figures:
         report.add(figure)
