@@ -2,7 +2,7 @@
 
 Flip, rotation, zoom and translation are composed into one projective warp per image, and
 brightness and contrast into one multiply-add, so each batch is resampled once. (A chain of
-Keras random layers resamples it once per geometric layer and costs 2.6-2.8x the CPU:
+Keras random layers resamples it once per geometric layer and costs 2.3-2.6x the CPU:
 `benchmarks/input_pipeline.py`.) Every draw is a pure function of the seed passed in, so a
 batch is augmented the same way after a resume and parallel calls cannot disturb each other.
 """
