@@ -17,8 +17,8 @@ import keras
 class KerasLayerAugment:
     """Callable like `emotion_tf.data.augment.Augmenter`; the seed is ignored (stateful layers)."""
 
-    def __init__(self, config: Any):
-        self.layers = keras.Sequential(keras_layers(config), name="augment_keras")
+    def __init__(self, layers: list[keras.layers.Layer]):
+        self.layers = keras.Sequential(layers, name="augment_keras")
 
     def __call__(self, images: Any, seed: Any = None) -> Any:
         del seed
@@ -48,4 +48,5 @@ def keras_layers(config: Any) -> list[keras.layers.Layer]:
 
 def build_keras_augmenter(config: Any) -> KerasLayerAugment | None:
     """Drop-in for `emotion_tf.data.augment.build_augmenter`; None when nothing is configured."""
-    return KerasLayerAugment(config) if keras_layers(config) else None
+    layers = keras_layers(config)
+    return KerasLayerAugment(layers) if layers else None

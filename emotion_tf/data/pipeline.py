@@ -102,8 +102,6 @@ class _Augment:
         self.seed = config.train.seed
 
     def __call__(self, images: tf.Tensor, epoch: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
-        if self.augmenter is None:
-            return images
         counter = tf.cast(epoch, tf.int64) * (1 << 32) + tf.cast(batch, tf.int64)
         return self.augmenter(images, tf.stack([tf.constant(self.seed, tf.int64), counter]))
 
