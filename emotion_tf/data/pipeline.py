@@ -16,6 +16,7 @@ import tensorflow as tf
 from emotion_tf.config import Config
 from emotion_tf.data.augment import build_augmenter
 from emotion_tf.data.files import LabelledFiles
+from emotion_tf.data.mixup import mixup
 from emotion_tf.data.orientation import apply_orientation
 from emotion_tf.data.tfrecord import RecordSplit, read_records, training_order
 from emotion_tf.preprocess import decode_image, resize_uint8
@@ -91,7 +92,7 @@ def _epoch_seed(seed: int, epoch: tf.Tensor | int) -> tf.Tensor:
 
 
 class _Augment:
-    """The configured augmenter, seeded per batch from (train.seed, epoch, batch index).
+    """The configured augmenter and mixup, seeded per batch from (train.seed, epoch, batch).
 
     The draws are stateless, so a resumed run augments batch b of epoch e exactly as an
     uninterrupted one, and batches can be augmented in parallel.
@@ -99,11 +100,24 @@ class _Augment:
 
     def __init__(self, config: Config):
         self.augmenter = build_augmenter(config.data.augment)
+        self.mixup_alpha = config.data.augment.mixup
         self.seed = config.train.seed
 
-    def __call__(self, images: tf.Tensor, epoch: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+    @property
+    def active(self) -> bool:
+        return self.augmenter is not None or self.mixup_alpha > 0
+
+    def __call__(
+        self, images: tf.Tensor, labels: tf.Tensor, epoch: tf.Tensor, batch: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         counter = tf.cast(epoch, tf.int64) * (1 << 32) + tf.cast(batch, tf.int64)
-        return self.augmenter(images, tf.stack([tf.constant(self.seed, tf.int64), counter]))
+        seed = tf.stack([tf.constant(self.seed, tf.int64), counter])
+        if self.augmenter is not None:
+            images = self.augmenter(images, seed)
+        if self.mixup_alpha > 0:
+            mix_seed = tf.random.experimental.stateless_fold_in(seed, 1)
+            images, labels = mixup(images, labels, self.mixup_alpha, mix_seed)
+        return images, labels
 
 
 def _to_model(num_classes: int):
@@ -136,10 +150,10 @@ def _training_epoch(
     )
     dataset = dataset.batch(config.data.batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(_to_model(num_classes), num_parallel_calls=AUTOTUNE)
-    if augment.augmenter is None:
+    if not augment.active:
         return dataset
     return dataset.enumerate().map(
-        lambda batch, pair: (augment(pair[0], epoch, batch), pair[1]),
+        lambda batch, pair: augment(pair[0], pair[1], epoch, batch),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
