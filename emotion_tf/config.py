@@ -31,6 +31,7 @@ class AugmentConfig:
     translation: float = 0.1
     brightness: float = 0.1
     contrast: float = 0.1
+    erase: float = 0.0  # probability of erasing one random rectangle (random erasing)
     mixup: float = 0.0  # Beta(alpha, alpha) of image and label blends; 0 switches mixup off
 
 
@@ -117,6 +118,7 @@ class Config:
         for name in ("rotation", "zoom", "translation", "brightness", "contrast"):
             value = getattr(aug, name)
             _check(0.0 <= value < 1.0, f"data.augment.{name}", value, "in [0, 1)")
+        _check(0.0 <= aug.erase <= 1.0, "data.augment.erase", aug.erase, "in [0, 1]")
         _check(aug.mixup >= 0.0, "data.augment.mixup", aug.mixup, ">= 0 (0 switches it off)")
         _check(
             16 <= self.model.input_size <= 1024,

@@ -128,3 +128,25 @@ def test_training_dataset_matches_epoch_zero_of_the_epoch_stream(noise_data: Pat
     single = [x.numpy() for x, _ in build_dataset(files, config, training=True)]
     for ours, theirs in zip(single, [x.numpy() for x, _ in stream.take(steps)]):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_erase_fills_one_rectangle_with_the_image_mean(batch: np.ndarray) -> None:
+    out = build_augmenter(only(erase=1.0))(batch, seed(9)).numpy()
+    means = batch.mean(axis=(1, 2))
+    for original, erased, mean in zip(batch, out, means):
+        changed = np.any(erased != original, axis=-1)
+        rows, cols = np.nonzero(changed)
+        assert rows.size > 0
+        # The changed pixels form one filled rectangle of 10-40% of each side, set to the mean.
+        box = changed[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert box.all()
+        assert 0.1 * 20 - 1 <= box.shape[0] <= 0.4 * 20 + 1
+        assert 0.1 * 24 - 1 <= box.shape[1] <= 0.4 * 24 + 1
+        np.testing.assert_allclose(erased[changed], np.broadcast_to(mean, erased[changed].shape),
+                                   rtol=1e-5)
+
+
+def test_erase_probability_leaves_some_images_whole(batch: np.ndarray) -> None:
+    out = build_augmenter(only(erase=0.5))(batch, seed(9)).numpy()
+    whole = [np.array_equal(a, b) for a, b in zip(out, batch)]
+    assert 0 < sum(whole) < len(whole)

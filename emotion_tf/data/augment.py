@@ -40,6 +40,8 @@ class Augmenter:
                 images = tf.where(mirrored[:, None, None, None], tf.reverse(images, [2]), images)
             if self.recolours:
                 images = self._recolour(images, draws)
+            if self.config.erase:
+                images = self._erase(images, tf.random.experimental.stateless_fold_in(seed, 2))
             return images
 
     def _warp(self, images: tf.Tensor, draws: tf.Tensor) -> tf.Tensor:
@@ -79,9 +81,29 @@ class Augmenter:
         return tf.clip_by_value(images * factor + (mean * (1.0 - factor) + delta), 0.0, 255.0)
 
 
+    def _erase(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """Random erasing: with probability `erase`, one rectangle (10-40% of each side) is
+        filled with the image's mean, so the model cannot lean on any one face region."""
+        height, width = int(images.shape[1]), int(images.shape[2])
+        draws = tf.random.stateless_uniform([tf.shape(images)[0], 5], seed=seed)
+        erased = draws[:, 0] < self.config.erase
+        half_h = (0.1 + 0.3 * draws[:, 1]) * height / 2.0
+        half_w = (0.1 + 0.3 * draws[:, 2]) * width / 2.0
+        centre_y, centre_x = draws[:, 3] * height, draws[:, 4] * width
+        rows = tf.range(height, dtype=tf.float32)[None, :, None] + 0.5
+        cols = tf.range(width, dtype=tf.float32)[None, None, :] + 0.5
+        inside = (
+            (tf.abs(rows - centre_y[:, None, None]) < half_h[:, None, None])
+            & (tf.abs(cols - centre_x[:, None, None]) < half_w[:, None, None])
+            & erased[:, None, None]
+        )
+        mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+        return tf.where(inside[..., None], mean, images)
+
+
 def build_augmenter(config: AugmentConfig) -> Augmenter | None:
     """The configured augmenter, or None when every transform is switched off."""
     if not (config.flip or config.rotation or config.zoom or config.translation
-            or config.brightness or config.contrast):
+            or config.brightness or config.contrast or config.erase):
         return None
     return Augmenter(config)
