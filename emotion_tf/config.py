@@ -76,6 +76,9 @@ class TrainConfig:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     class_weight: Literal["none", "balanced"] = "none"
+    # Exponential moving average of the weights (0: off). At the end the average competes with
+    # the best epoch on validation accuracy, after its BatchNorm statistics are re-estimated.
+    ema_momentum: float = 0.0
     seed: int = 1337
     strategy: Strategy = "auto"
     precision: Precision = "float32"
@@ -143,6 +146,12 @@ class Config:
             "train.label_smoothing",
             self.train.label_smoothing,
             "in [0, 1)",
+        )
+        _check(
+            0 <= self.train.ema_momentum < 1,
+            "train.ema_momentum",
+            self.train.ema_momentum,
+            "in [0, 1) (0 switches the weight average off)",
         )
         _check(
             0 <= self.train.warmup_epochs < self.train.epochs,

@@ -185,6 +185,18 @@ def build_dataset(
     return dataset.prefetch(AUTOTUNE)
 
 
+def unaugmented_training_batches(files: Split, config: Config) -> tf.data.Dataset:
+    """Training batches in one seeded random order, without augmentation or mixup.
+
+    For statistics of the training images as they are, such as BatchNorm's after weight
+    averaging; the random order mixes the classes even when only a few batches are read.
+    """
+    size, channels = config.model.input_size, config.model.channels
+    dataset = decoded_examples(files, size, channels, order_seed=config.train.seed)
+    dataset = dataset.batch(config.data.batch_size)
+    return dataset.map(_to_model(len(files.class_names)), num_parallel_calls=AUTOTUNE)
+
+
 def training_epochs(
     files: Split,
     config: Config,

@@ -36,11 +36,34 @@ class BestCheckpoint(keras.callbacks.Callback):
         if resume and self.state_path.is_file():  # a resumed run keeps the best it already had
             self.best = json.loads(self.state_path.read_text())["best"]
 
+    @property
+    def best_epoch_value(self) -> float | None:
+        """The best epoch's figure (before any weight average was offered)."""
+        value = getattr(self, "_best_epoch_value", self.best)
+        return value if math.isfinite(value) else None
+
+    @property
+    def kept(self) -> str:
+        """What best.keras holds: "best_epoch" or "weight_average"."""
+        return getattr(self, "_kept", "best_epoch")
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = (logs or {}).get(self.monitor)
         if value is None or value <= self.best:
             return
-        self.best = float(value)
+        self._save(float(value), {"epoch": epoch + 1})
+
+    def offer(self, value: float, name: str) -> bool:
+        """After training: keep the model's current weights if `value` is at least the best."""
+        self._best_epoch_value = self.best
+        if value < self.best:
+            return False
+        self._kept = name
+        self._save(value, {"epoch": None, "weights": name})
+        return True
+
+    def _save(self, value: float, state: dict) -> None:
+        self.best = value
         if not self.enabled:
             return
         fd, tmp = tempfile.mkstemp(prefix=".best.", suffix=".keras", dir=self.path.parent)
@@ -51,9 +74,7 @@ class BestCheckpoint(keras.callbacks.Callback):
             os.replace(tmp, self.path)
         finally:
             Path(tmp).unlink(missing_ok=True)
-        atomic_write_json(
-            self.state_path, {"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}
-        )
+        atomic_write_json(self.state_path, {"best": self.best, **state, "monitor": self.monitor})
 
 
 class HistoryWriter(keras.callbacks.Callback):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import platform
 import shutil
 import sys
@@ -31,6 +30,7 @@ from emotion_tf.data.pipeline import (
     build_dataset,
     num_examples,
     training_epochs,
+    unaugmented_training_batches,
     validation_passes,
 )
 from emotion_tf.data.tfrecord import is_tfrecord_dir, load_record_splits, read_manifest
@@ -40,6 +40,7 @@ from emotion_tf.io_utils import atomic_write_json
 from emotion_tf.metrics import classification_metrics
 from emotion_tf.model.alexnet import build_alexnet
 from emotion_tf.report.tensorboard import AugmentationPreview
+from emotion_tf.train.averaging import apply_weight_average
 from emotion_tf.train.callbacks import (
     AtomicBackupAndRestore,
     BestCheckpoint,
@@ -59,6 +60,7 @@ from emotion_tf.train.strategy import (
 log = logging.getLogger(__name__)
 
 BEST_CHECKPOINT = "best.keras"
+AVERAGE_BATCHNORM_BATCHES = 100  # training batches that re-estimate BatchNorm for the average
 
 
 @dataclasses.dataclass
@@ -110,13 +112,18 @@ def build_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Op
             warmup_target=train.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
+    ema = {"use_ema": bool(train.ema_momentum), "ema_momentum": train.ema_momentum or 0.99}
     if train.optimizer == "sgd":
         return keras.optimizers.SGD(
-            rate, momentum=train.momentum, nesterov=True, weight_decay=train.weight_decay or None
+            rate,
+            momentum=train.momentum,
+            nesterov=True,
+            weight_decay=train.weight_decay or None,
+            **ema,
         )
     if train.optimizer == "adamw":
-        return keras.optimizers.AdamW(rate, weight_decay=train.weight_decay)
-    return keras.optimizers.Adam(rate, weight_decay=train.weight_decay or None)
+        return keras.optimizers.AdamW(rate, weight_decay=train.weight_decay, **ema)
+    return keras.optimizers.Adam(rate, weight_decay=train.weight_decay or None, **ema)
 
 
 def class_weights(files: Split) -> dict[int, float]:
@@ -308,6 +315,9 @@ def train(config: Config, export: bool = True) -> TrainResult:
     train_seconds = time.monotonic() - fit_started
 
     best_path = run_dir / BEST_CHECKPOINT
+    average_accuracy = None
+    if config.train.ema_momentum:
+        average_accuracy = _offer_weight_average(model, config, train_files, val_files, checkpoint)
     if chief and best_path.is_file():
         model = keras.models.load_model(best_path, safe_mode=True)
     labels, probabilities = predict_probabilities(
@@ -317,7 +327,9 @@ def train(config: Config, export: bool = True) -> TrainResult:
     metrics.update(
         {
             "split": "validation",
-            "best_epoch_val_accuracy": checkpoint.best if math.isfinite(checkpoint.best) else None,
+            "best_epoch_val_accuracy": checkpoint.best_epoch_value,
+            "weight_average_val_accuracy": average_accuracy,
+            "kept_weights": checkpoint.kept,
             "train_seconds": round(train_seconds, 1),
             "skipped_files": len(data.skipped),
         }
@@ -342,6 +354,33 @@ def train(config: Config, export: bool = True) -> TrainResult:
         shutil.rmtree(work_dir, ignore_errors=True)
     wait_for_all_workers(strategy)
     return TrainResult(run_dir, export_path, metrics, data.skipped)
+
+
+def _offer_weight_average(
+    model: keras.Model,
+    config: Config,
+    train_files: Split,
+    val_files: Split,
+    checkpoint: BestCheckpoint,
+) -> float:
+    """Swap in the EMA weights; they become best.keras if they score at least the best epoch.
+
+    Returns their validation accuracy (without test-time flips, like the epochs' figure).
+    """
+    bn_data = unaugmented_training_batches(train_files, config)
+    apply_weight_average(model, bn_data, max_batches=AVERAGE_BATCHNORM_BATCHES)
+    labels, probabilities = predict_probabilities(
+        model, build_dataset(val_files, config, False), flip=False
+    )
+    accuracy = float(np.mean(np.argmax(probabilities, axis=1) == labels))
+    log.info(
+        "weight average (EMA %.4g): validation accuracy %.4f; best epoch %.4f",
+        config.train.ema_momentum,
+        accuracy,
+        checkpoint.best,
+    )
+    checkpoint.offer(accuracy, "weight_average")
+    return accuracy
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
