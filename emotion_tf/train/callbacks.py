@@ -33,19 +33,16 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.state_path = Path(state_path or self.path.with_suffix(".best.json"))
         self.enabled = enabled
         self.best = -math.inf
+        self.kept = "best_epoch"  # what best.keras holds: "best_epoch" or an offered model's name
+        self._best_epoch_value: float | None = None  # set when a model is offered
         if resume and self.state_path.is_file():  # a resumed run keeps the best it already had
             self.best = json.loads(self.state_path.read_text())["best"]
 
     @property
     def best_epoch_value(self) -> float | None:
         """The best epoch's figure (before any weight average was offered)."""
-        value = getattr(self, "_best_epoch_value", self.best)
+        value = self.best if self._best_epoch_value is None else self._best_epoch_value
         return value if math.isfinite(value) else None
-
-    @property
-    def kept(self) -> str:
-        """What best.keras holds: "best_epoch" or "weight_average"."""
-        return getattr(self, "_kept", "best_epoch")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = (logs or {}).get(self.monitor)
@@ -58,7 +55,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self._best_epoch_value = self.best
         if value < self.best:
             return False
-        self._kept = name
+        self.kept = name
         self._save(value, {"epoch": None, "weights": name})
         return True
 
