@@ -79,6 +79,9 @@ class TrainConfig:
     # Exponential moving average of the weights (0: off). At the end the average competes with
     # the best epoch on validation accuracy, after its BatchNorm statistics are re-estimated.
     ema_momentum: float = 0.0
+    # Which weights the run keeps: "best" (the epoch with the best validation accuracy, written
+    # to best.keras) or "last" (the last epoch, written to last.keras: chosen without validation).
+    keep: Literal["best", "last"] = "best"
     seed: int = 1337
     strategy: Strategy = "auto"
     precision: Precision = "float32"

@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 
 from emotion_tf.errors import ModelDirError
-from emotion_tf.io_utils import atomic_write_json, atomic_write_text
+from emotion_tf.io_utils import atomic_save_model, atomic_write_json, atomic_write_text
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -63,14 +63,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.best = value
         if not self.enabled:
             return
-        fd, tmp = tempfile.mkstemp(prefix=".best.", suffix=".keras", dir=self.path.parent)
-        os.close(fd)
-        try:
-            self.model.save(tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_save_model(self.model, self.path)
         atomic_write_json(self.state_path, {"best": self.best, **state, "monitor": self.monitor})
 
 

@@ -36,7 +36,7 @@ from emotion_tf.data.pipeline import (
 from emotion_tf.data.tfrecord import is_tfrecord_dir, load_record_splits, read_manifest
 from emotion_tf.errors import ConfigError
 from emotion_tf.export import export_model
-from emotion_tf.io_utils import atomic_write_json
+from emotion_tf.io_utils import atomic_save_model, atomic_write_json
 from emotion_tf.metrics import classification_metrics
 from emotion_tf.model.alexnet import build_alexnet
 from emotion_tf.report.tensorboard import AugmentationPreview
@@ -60,6 +60,7 @@ from emotion_tf.train.strategy import (
 log = logging.getLogger(__name__)
 
 BEST_CHECKPOINT = "best.keras"
+LAST_CHECKPOINT = "last.keras"
 AVERAGE_BATCHNORM_BATCHES = 100  # training batches that re-estimate BatchNorm for the average
 
 
@@ -318,7 +319,11 @@ def train(config: Config, export: bool = True) -> TrainResult:
     average_accuracy = None
     if config.train.ema_momentum:
         average_accuracy = _offer_weight_average(model, config, train_files, val_files, checkpoint)
-    if chief and best_path.is_file():
+    if config.train.keep == "last":
+        if chief:
+            atomic_save_model(model, run_dir / LAST_CHECKPOINT)
+        checkpoint.kept = "last_epoch"
+    elif chief and best_path.is_file():
         model = keras.models.load_model(best_path, safe_mode=True)
     labels, probabilities = predict_probabilities(
         model, build_dataset(val_files, config, False), flip=config.model.test_time_flip
