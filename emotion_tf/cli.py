@@ -1,24 +1,29 @@
-"""The `emotion-tf` command line: thin click commands over the library functions."""
+"""The `emotion-tf` command line: the `main` group and the export, predict and evaluate commands.
+
+Every other command lives in its package's `cli.py` (train, serve, report, explain, data,
+faces); all run inside the one error boundary of `emotion_tf.cli_base`.
+"""
 
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 import logging
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from emotion_tf import __version__
-from emotion_tf.errors import EmotionTFError
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ start-up chatter out of output
+from emotion_tf.cli_base import group
+from emotion_tf.data.cli import data
+from emotion_tf.explain.cli import explain
+from emotion_tf.faces.cli import crop_faces
+from emotion_tf.report.cli import report
+from emotion_tf.serve.cli import serve
+from emotion_tf.train.cli import train
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -32,21 +37,7 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def friendly_errors(func: Callable) -> Callable:
-    """Turn library errors into one-line messages and exit status 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except EmotionTFError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="emotion-tf")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
@@ -58,61 +49,17 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="YAML config (default: built-in defaults; see configs/).",
-)
-@click.option("--data-dir", help="Folder with train/ and validation/ class sub-folders.")
-@click.option("--run-dir", help="Where checkpoints, logs, metrics and the export go.")
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override any config field, e.g. --set train.epochs=5 (repeatable).",
-)
-@click.option("--no-export", is_flag=True, help="Skip the SavedModel export at the end.")
-@friendly_errors
-def train(
-    config_path: str | None,
-    data_dir: str | None,
-    run_dir: str | None,
-    overrides: tuple[str, ...],
-    no_export: bool,
-) -> None:
-    """Train AlexNet on DATA_DIR/train, validate on DATA_DIR/validation, then export."""
-    from emotion_tf.config import load_config
-    from emotion_tf.metrics import format_metrics
-    from emotion_tf.train.trainer import train as run_training
-
-    extra: dict[str, Any] = {}
-    if data_dir:
-        extra["data"] = {"data_dir": data_dir}
-    if run_dir:
-        extra["train"] = {"run_dir": run_dir}
-    config = load_config(config_path, overrides, extra)
-    result = run_training(config, export=not no_export)
-    click.echo(format_metrics(result.metrics))
-    if result.skipped:
-        click.echo(f"skipped {len(result.skipped)} undecodable file(s); see run_info.json")
-    click.echo(f"run directory: {result.run_dir}")
-    if result.export_path:
-        click.echo(f"export: {result.export_path}")
-
-
-@main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--export-dir", help="Export base (default: RUN_DIR/export).")
 @click.option("--version", "version", type=int, help="Version number (default: next free).")
-@friendly_errors
 def export(run_dir: str, export_dir: str | None, version: int | None) -> None:
-    """Export RUN_DIR's best checkpoint as a versioned SavedModel for TF Serving."""
-    from emotion_tf.export import export_model
+    """Export RUN_DIR's kept checkpoint (best.keras, or last.keras for train.keep=last) as a
+    versioned SavedModel for TF Serving."""
     from emotion_tf.run_dir import load_run
 
-    run = load_run(Path(run_dir))
+    run = load_run(Path(run_dir))  # checks the folder before TensorFlow starts
+    from emotion_tf.export import export_model
+
     target = export_model(
         run.model,
         Path(export_dir) if export_dir else run.export_dir,
@@ -194,7 +141,6 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
     type=click.Path(file_okay=False),
     help="Write copies of the images with boxes, labels and confidences drawn into this folder.",
 )
-@friendly_errors
 def predict(
     model: str,
     paths: tuple[str, ...],
@@ -282,7 +228,6 @@ def predict(
     default=None,
     help="Margin around a detected face, as a fraction of its size (default 0.025).",
 )
-@friendly_errors
 def evaluate(
     model: str,
     data_dir: str,
@@ -317,51 +262,9 @@ def evaluate(
         atomic_write_json(Path(output), metrics)
 
 
-@main.group()
-def data() -> None:
-    """Data set tools."""
-
-
-@data.command("make-demo")
-@click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--per-class", default=360, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--overwrite", is_flag=True)
-@friendly_errors
-def make_demo(out_dir: str, per_class: int, seed: int, overwrite: bool) -> None:
-    """Generate the synthetic schematic-face demo set into OUT_DIR."""
-    from emotion_tf.data.demo import generate_demo_dataset
-
-    counts = generate_demo_dataset(
-        Path(out_dir), per_class=per_class, seed=seed, overwrite=overwrite
-    )
-    click.echo(json.dumps(counts))
-
-
-# Commands that live beside their features: (module, click command attribute, parent group).
-# Add one line here per command; the module must not import emotion_tf.cli.
-EXTENSIONS: tuple[tuple[str, str, str], ...] = (
-    ("emotion_tf.serve.cli", "serve", "main"),
-    ("emotion_tf.data.tools.commands", "prepare_fer2013_command", "data"),
-    ("emotion_tf.data.tools.commands", "split_command", "data"),
-    ("emotion_tf.data.tools.commands", "check_command", "data"),
-    ("emotion_tf.report.cli", "report", "main"),
-    ("emotion_tf.explain_cli", "explain", "main"),
-    ("emotion_tf.faces.cli", "crop_faces", "data"),
-    ("emotion_tf.data.tfrecord", "to_tfrecord_command", "data"),
-)
-
-
-def _register_extensions() -> None:
-    import importlib
-
-    groups = {"main": main, "data": data}
-    for module_name, attribute, parent in EXTENSIONS:
-        command = getattr(importlib.import_module(module_name), attribute)
-        groups[parent].add_command(command)
-
-
-_register_extensions()
+for _command in (train, serve, report, explain, data):
+    main.add_command(_command)
+data.add_command(crop_faces)
 
 if __name__ == "__main__":
     main()

@@ -111,9 +111,6 @@ class Config:
         text = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def resolved_export_dir(self) -> Path:
-        return Path(self.train.export_dir or Path(self.train.run_dir) / "export")
-
     def validate(self) -> Config:
         _check(self.data.batch_size >= 1, "data.batch_size", self.data.batch_size, ">= 1")
         _check(

@@ -16,8 +16,6 @@ import errno
 import json
 import logging
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,9 @@ import tensorflow as tf
 
 from emotion_tf import __version__
 from emotion_tf.errors import ModelDirError
+from emotion_tf.io_utils import atomic_write_text, fsync_tree, temp_dir_beside
 from emotion_tf.preprocess import bytes_to_model_input, resize_uint8
+from emotion_tf.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +140,7 @@ def export_model(
         raise ModelDirError(f"model input must be square. Received: {model.input_shape}")
     module = _serving_module(model, class_names, int(height), int(channels), test_time_flip)
     # TF Serving only loads folders named by integers, so the temp folder is never served.
-    tmp = export_dir / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
-    try:
+    with temp_dir_beside(export_dir / str(version)) as tmp:
         tf.saved_model.save(
             module,
             str(tmp),
@@ -163,12 +162,9 @@ def export_model(
         }
         info.update(metadata or {})
         (tmp / "assets").mkdir(exist_ok=True)
-        (tmp / "assets" / METADATA_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        _fsync_tree(tmp)
+        atomic_write_text(tmp / "assets" / METADATA_FILE, json.dumps(info, indent=2) + "\n")
+        fsync_tree(tmp)
         target = _claim_version(tmp, export_dir, version, auto_version)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
@@ -260,13 +256,6 @@ def read_warmup_requests(version_dir: Path) -> list[Any]:
     return records
 
 
-def _fsync_tree(root: Path) -> None:
-    for folder, _, files in os.walk(root):
-        for name in files:
-            with open(os.path.join(folder, name), "rb") as handle:
-                os.fsync(handle.fileno())
-
-
 def resolve_export(path: str | Path) -> Path:
     """A version folder from a version folder, an export base (newest version) or a run dir."""
     path = Path(path)
@@ -274,7 +263,7 @@ def resolve_export(path: str | Path) -> Path:
         raise ModelDirError(f"model path not found: {path}")
     if (path / "saved_model.pb").is_file():
         return path
-    for base in (path, path / "export"):
+    for base in (path, RunDir(path).export_dir()):
         versions = list_versions(base)
         if versions:
             candidate = base / str(versions[-1])

@@ -6,6 +6,14 @@ from typing import Any
 
 import numpy as np
 
+# The figures an export carries in its metadata, and `train` and `export` both put there.
+HEADLINE_KEYS = ("accuracy", "balanced_accuracy", "roc_auc", "count")
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of a metrics dict (those of HEADLINE_KEYS it has)."""
+    return {key: metrics[key] for key in HEADLINE_KEYS if key in metrics}
+
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Rows are true classes, columns predicted classes."""

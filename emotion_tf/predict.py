@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from emotion_tf.data.files import list_images
+from emotion_tf.data.files import list_images, read_upright_image
 from emotion_tf.export import LoadedExport
 from emotion_tf.faces.crop import DEFAULT_MARGIN, crop_face
 from emotion_tf.faces.locate import (
@@ -81,23 +81,6 @@ def expand_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, str | Non
             yield item, "no such file or folder"
 
 
-def _read(path: str, max_pixels: int) -> tuple[bytes | None, str | None]:
-    """The file's bytes, checked like the training scan does, or why it cannot be used.
-
-    A photo with an EXIF orientation is returned turned upright (as PNG), as training sees it.
-    """
-    from emotion_tf.data.files import read_image_bytes
-    from emotion_tf.data.orientation import upright_png
-
-    data, info = read_image_bytes(path, max_pixels)
-    if data is None or info.orientation == 1:
-        return data, info.reason
-    try:
-        return upright_png(data, info.orientation), None
-    except tf.errors.OpError:
-        return None, "cannot be decoded as jpg/png/bmp/gif"
-
-
 def _rows_from_outputs(
     paths: list[str], outputs: dict[str, Any], class_names: list[str]
 ) -> list[PredictionRow]:
@@ -146,7 +129,7 @@ def predict_paths(
     for path, error in expand_inputs(inputs):
         data = None
         if error is None:
-            data, error = _read(path, max_pixels)
+            data, error = read_upright_image(path, max_pixels)
         pending.append((path, data, error))
         if len(pending) >= batch_size:
             yield from flush()
@@ -235,7 +218,7 @@ def predict_faces(
     for path, error in expand_inputs(inputs):
         item = _Pending(path, error)
         if error is None:
-            item.data, item.error = _read(path, max_pixels)
+            item.data, item.error = read_upright_image(path, max_pixels)
         if item.error is None:
             try:
                 image = decode_photo(item.data, model.channels)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image, ImageFilter
 
+from emotion_tf.cli import main
 from emotion_tf.data import demo
+from emotion_tf.errors import DataError
 
 NAME_RE = re.compile(r"^(happy|sad)_(\d{4})\.(jpg|png|bmp|gif)$")
 
@@ -50,7 +54,7 @@ def test_layout_and_counts(tiny: tuple[Path, dict[str, dict[str, int]]]) -> None
         assert sorted(numbers) == list(range(1, 7))  # unique across the two splits
     readme = (out / "README.md").read_text(encoding="utf-8")
     assert "synthetic" in readme
-    assert "python -m emotion_tf.data.demo data --per-class 6 --seed 0" in readme
+    assert "emotion-tf data make-demo data --per-class 6 --seed 0" in readme
 
 
 def test_formats_and_modes(tiny: tuple[Path, dict[str, dict[str, int]]]) -> None:
@@ -100,7 +104,7 @@ def test_refuses_non_empty_dir(tmp_path: Path) -> None:
     out = tmp_path / "data"
     out.mkdir()
     (out / "keep.txt").write_text("precious", encoding="utf-8")
-    with pytest.raises(FileExistsError, match=re.escape(str(out))):
+    with pytest.raises(DataError, match=re.escape(str(out))):
         demo.generate_demo_dataset(out, per_class=2)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
@@ -117,10 +121,12 @@ def test_empty_existing_dir_is_fine(tmp_path: Path) -> None:
     assert (out / "train" / "happy").is_dir()
 
 
-def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli(tmp_path: Path) -> None:
     out = tmp_path / "cli"
-    assert demo.main([str(out), "--per-class", "3", "--seed", "5"]) == 0
-    assert "train: happy=2, sad=2" in capsys.readouterr().out
+    args = ["data", "make-demo", str(out), "--per-class", "3", "--seed", "5"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["train"] == {"happy": 2, "sad": 2}
     assert len([p for p in out.rglob("*") if p.suffix != ".md" and p.is_file()]) == 6
 
 

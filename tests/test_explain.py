@@ -14,7 +14,9 @@ from PIL import Image
 
 from emotion_tf.cli import main
 from emotion_tf.errors import ModelDirError
-from emotion_tf.explain import GradCam, explain_paths, heat_overlay, load_keras_model
+from emotion_tf.explain.gradcam import GradCam, heat_overlay
+from emotion_tf.explain.model import load_keras_model
+from emotion_tf.explain.paths import explain_paths
 from emotion_tf.faces.detector import FaceBox
 from emotion_tf.faces.photo import decode_photo
 from tests.faces_helpers import clutter, detectable_faces, fer_run, paste

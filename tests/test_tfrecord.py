@@ -136,7 +136,7 @@ def test_training_on_records_matches_training_on_folders(
 def test_conversion_mistakes_get_one_clear_error(folder_data: Path, records: Path, tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["data", "to-tfrecord", str(folder_data), str(records)])
-    assert result.exit_code == 2 and "output exists and is not empty" in result.stderr
+    assert result.exit_code == 2 and "output folder is not empty" in result.stderr
     result = runner.invoke(
         main, ["data", "to-tfrecord", str(folder_data), str(tmp_path / "o"), "--shards", "0"]
     )

@@ -11,21 +11,20 @@ The output is a function of the arguments only: the same seed gives byte-identic
 
 Usage::
 
-    python -m emotion_tf.data.demo data --per-class 360 --seed 0
+    emotion-tf data make-demo data --per-class 360 --seed 0
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from emotion_tf.errors import ConfigError
+from emotion_tf.io_utils import staged_output
 
 __all__ = ["CLASS_NAMES", "SPLITS", "draw_face", "generate_demo_dataset"]
 
@@ -434,7 +433,7 @@ def _readme(
     modes: dict[str, int],
     n_gray: int,
 ) -> str:
-    command = f"python -m emotion_tf.data.demo data --per-class {per_class} --seed {seed}"
+    command = f"emotion-tf data make-demo data --per-class {per_class} --seed {seed}"
     if not math.isclose(validation_fraction, 1 / 3):
         command += f" --validation-fraction {validation_fraction}"
     total = sum(formats.values())
@@ -536,66 +535,13 @@ def generate_demo_dataset(
     """
     out_dir = Path(out_dir)
     if per_class < 2:
-        raise ValueError(f"`per_class` must be at least 2. Received: per_class={per_class}")
+        raise ConfigError(f"--per-class must be at least 2. Received: {per_class}")
     if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(
-            "`validation_fraction` must be strictly between 0 and 1. "
-            f"Received: validation_fraction={validation_fraction}"
+        raise ConfigError(
+            f"validation fraction must be strictly between 0 and 1. Received: {validation_fraction}"
         )
     if seed < 0:
-        raise ValueError(f"`seed` must be non-negative. Received: seed={seed}")
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise NotADirectoryError(f"Output path exists and is not a directory: {out_dir}")
-        if any(out_dir.iterdir()) and not overwrite:
-            raise FileExistsError(
-                f"Output directory is not empty: {out_dir}. Pass overwrite=True to replace it."
-            )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        os.chmod(tmp, 0o755)
+        raise ConfigError(f"--seed must be non-negative. Received: {seed}")
+    with staged_output(out_dir, overwrite) as tmp:
         counts = _write_dataset(tmp, per_class, validation_fraction, seed)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.rmdir(old)
-            os.rename(out_dir, old)
-            os.rename(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return counts
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(
-        prog="python -m emotion_tf.data.demo",
-        description="Generate the synthetic happy/sad schematic-face demo data set.",
-    )
-    parser.add_argument("out_dir", type=Path, help="Output directory (missing or empty).")
-    parser.add_argument("--per-class", type=int, default=360, help="Images per class.")
-    parser.add_argument("--seed", type=int, default=0, help="Random seed (non-negative).")
-    parser.add_argument(
-        "--validation-fraction", type=float, default=1 / 3, help="Validation share per class."
-    )
-    parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty OUT.")
-    args = parser.parse_args(argv)
-    counts = generate_demo_dataset(
-        args.out_dir,
-        per_class=args.per_class,
-        validation_fraction=args.validation_fraction,
-        seed=args.seed,
-        overwrite=args.overwrite,
-    )
-    for split, per_split in counts.items():
-        listing = ", ".join(f"{name}={n}" for name, n in per_split.items())
-        print(f"{split}: {listing}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

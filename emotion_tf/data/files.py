@@ -16,6 +16,7 @@ import re
 import stat
 from pathlib import Path
 
+from emotion_tf.data.orientation import read_orientation, upright_png
 from emotion_tf.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -178,8 +179,6 @@ def read_image_bytes(path: str, max_pixels: int) -> tuple[bytes | None, ImageInf
     """
     from PIL import Image, UnidentifiedImageError
 
-    from emotion_tf.data.orientation import read_orientation
-
     Image.MAX_IMAGE_PIXELS = None  # max_pixels is enforced below, with a clearer message
     try:
         status = os.stat(path)
@@ -286,3 +285,19 @@ def drop_bad(files: LabelledFiles, bad: list[BadFile]) -> LabelledFiles:
                 f"({len(files.labels) - len(result.labels)} file(s) could not be used)"
             )
     return result
+
+
+def read_upright_image(path: str, max_pixels: int) -> tuple[bytes | None, str | None]:
+    """A file's bytes, checked like the training scan does, or why it cannot be used.
+
+    A photo with an EXIF orientation is returned turned upright (as PNG), as training sees it.
+    """
+    import tensorflow as tf
+
+    data, info = read_image_bytes(path, max_pixels)
+    if data is None or info.orientation == 1:
+        return data, info.reason
+    try:
+        return upright_png(data, info.orientation), None
+    except tf.errors.OpError:
+        return None, "cannot be decoded as jpg/png/bmp/gif"

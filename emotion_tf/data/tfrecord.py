@@ -23,14 +23,9 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
-import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import click
 
 from emotion_tf import __version__
 from emotion_tf.data.files import (
@@ -42,8 +37,8 @@ from emotion_tf.data.files import (
     load_splits,
     scan_split,
 )
-from emotion_tf.errors import DataError, EmotionTFError
-from emotion_tf.io_utils import atomic_write_json
+from emotion_tf.errors import DataError
+from emotion_tf.io_utils import atomic_write_json, check_output_dir, staged_output
 
 MANIFEST = "tfrecords.json"
 DEFAULT_ORDER_SEED = 1337  # TrainConfig.seed's default
@@ -208,13 +203,9 @@ def write_tfrecords(
     if shards < 1:
         raise DataError(f"--shards must be at least 1. Received: {shards}")
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise DataError(f"output exists and is not empty (use --overwrite): {out_dir}")
+    check_output_dir(out_dir, overwrite)
     splits = load_splits(Path(data_dir))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with staged_output(out_dir, overwrite) as tmp:
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -241,12 +232,6 @@ def write_tfrecords(
             }
         manifest["file_list_hash"] = file_list_hash(clean, data_dir)
         atomic_write_json(tmp / MANIFEST, manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 
@@ -274,45 +259,3 @@ def read_records(split: RecordSplit, parallel_reads: int = 16) -> Any:
         deterministic=True,
     )
     return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-@click.command("to-tfrecord")
-@click.argument("data_dir", type=click.Path(file_okay=False))
-@click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--shards", default=8, show_default=True, help="Shards per split.")
-@click.option(
-    "--max-pixels",
-    default=50_000_000,
-    show_default=True,
-    help="Refuse images with more pixels (decompression bombs).",
-)
-@click.option(
-    "--seed",
-    default=DEFAULT_ORDER_SEED,
-    show_default=True,
-    help="Seed of the stored order of training examples (train.seed gives the same order).",
-)
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT_DIR.")
-def to_tfrecord_command(
-    data_dir: str, out_dir: str, shards: int, max_pixels: int, seed: int, overwrite: bool
-) -> None:
-    """Write DATA_DIR's train/ and validation/ as sharded TFRecords into OUT_DIR.
-
-    Train on the result with --data-dir OUT_DIR. Files that cannot be decoded are left out
-    and listed in OUT_DIR/tfrecords.json.
-    """
-    try:
-        manifest = write_tfrecords(
-            data_dir, out_dir, shards, max_pixels, overwrite, order_seed=seed
-        )
-    except EmotionTFError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
-    for split, info in manifest["splits"].items():
-        skipped = len(info["skipped_files"])
-        note = f"; skipped {skipped} bad file(s)" if skipped else ""
-        click.echo(
-            f"{split}: {info['num_examples']} examples in {len(info['files'])} shard(s) "
-            f"{json.dumps(info['counts'])}{note}"
-        )
-    click.echo(f"manifest: {Path(out_dir) / MANIFEST}")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from emotion_tf.errors import EmotionTFError
+from emotion_tf.cli_base import command
 
 
-@click.command("crop-faces")
+@command("crop-faces")
 @click.argument("src", type=click.Path(file_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option(
@@ -63,29 +63,25 @@ def crop_faces(
 
     kinds: collections.Counter[str] = collections.Counter()
     crops = 0
-    try:
-        total = len(list_sources(Path(src))) if Path(src).is_dir() else 0
-        results = crop_faces_folder(
-            Path(src),
-            Path(out),
-            faces,
-            DEFAULT_MARGIN if margin is None else margin,
-            size,
-            int(channels) if channels else 3,
-            all_faces,
-            overwrite,
-        )
-        with click.progressbar(results, length=total, label="cropping", file=sys.stderr) as bar:
-            for result in bar:
-                kinds[result.kind] += 1
-                crops += len(result.outputs)
-                if result.kind == "error":
-                    click.echo(f"\nskipped {result.source}: {result.error}", err=True)
-                elif result.kind == "no_face":
-                    click.echo(f"\nno face found: {result.source}", err=True)
-    except EmotionTFError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
+    total = len(list_sources(Path(src))) if Path(src).is_dir() else 0
+    results = crop_faces_folder(
+        Path(src),
+        Path(out),
+        faces,
+        DEFAULT_MARGIN if margin is None else margin,
+        size,
+        int(channels) if channels else 3,
+        all_faces,
+        overwrite,
+    )
+    with click.progressbar(results, length=total, label="cropping", file=sys.stderr) as bar:
+        for result in bar:
+            kinds[result.kind] += 1
+            crops += len(result.outputs)
+            if result.kind == "error":
+                click.echo(f"\nskipped {result.source}: {result.error}", err=True)
+            elif result.kind == "no_face":
+                click.echo(f"\nno face found: {result.source}", err=True)
     click.echo(
         f"{crops} crop(s) from {sum(kinds.values())} image(s): {kinds['detector']} detected, "
         f"{kinds['crop']} already crops (copied), {kinds['no_face']} without a face, "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_tf.data.files import list_images, read_upright_image
 from emotion_tf.errors import DataError
 from emotion_tf.faces.crop import DEFAULT_MARGIN, convert_channels, crop_face
 from emotion_tf.faces.locate import Detector, FaceMode, check_mode, locate_faces
@@ -42,7 +43,6 @@ def _check_folders(src: Path, out: Path, overwrite: bool) -> None:
 
 def list_sources(src: Path) -> list[Path]:
     """Image files under `src`, recursively, sorted."""
-    from emotion_tf.data.files import list_images
 
     images, _ = list_images(Path(src))
     return [Path(p) for p in images]
@@ -70,7 +70,6 @@ def crop_faces_folder(
     """
     from emotion_tf.faces.photo import decode_photo
     from emotion_tf.io_utils import atomic_write_bytes, atomic_write_text
-    from emotion_tf.predict import _read
 
     src, out = Path(src), Path(out)
     check_mode(faces)
@@ -86,7 +85,7 @@ def crop_faces_folder(
     for path in list_sources(src):
         relative = path.relative_to(src)
         result = CropResult(str(path))
-        data, error = _read(str(path), max_pixels)
+        data, error = read_upright_image(str(path), max_pixels)
         image = None
         if error is None:
             try:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from emotion_tf.errors import ModelDirError
 from emotion_tf.io_utils import atomic_write_bytes, atomic_write_text
 from emotion_tf.report import html
+from emotion_tf.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
 CURVES_PNG = "curves.png"
 CONFUSION_PNG = "confusion_matrix.png"
 ROC_PNG = "roc_curve.png"
@@ -36,15 +34,6 @@ class Report:
         return self.directory / HTML_FILE
 
 
-def _read_json(path: Path, default: Any = None) -> Any:
-    if not path.is_file():
-        return default
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ModelDirError(f"not valid JSON: {path} ({err})") from err
-
-
 def build_report(
     run_dir: Path,
     model: Any = None,
@@ -55,24 +44,19 @@ def build_report(
 ) -> Report:
     """Figures and report.html for the finished run in `run_dir`.
 
-    `model` defaults to the run's best.keras and `validation` to the run's validation split
+    `model` defaults to the run's kept checkpoint and `validation` to the run's validation split
     (found through run_info.json's data_dir, or `data_dir`). Numbers shown come from
     metrics.json; the ROC curve and the mistakes come from predicting the validation split.
     """
-    from emotion_tf.config import load_config
     from emotion_tf.report import plots  # matplotlib: imported only when a report is made
 
-    run_dir = Path(run_dir)
-    metrics = _read_json(run_dir / "metrics.json")
-    if metrics is None or not (run_dir / "config.yaml").is_file():
-        raise ModelDirError(
-            f"not a finished run directory: {run_dir} (needs metrics.json and config.yaml)"
-        )
-    config = load_config(run_dir / "config.yaml")
-    history = _read_json(run_dir / "history.json", [])
-    run_info = _read_json(run_dir / "run_info.json", {})
+    run = RunDir(run_dir)
+    metrics = run.load_metrics()
+    config = run.load_config()
+    history = run.load_history()
+    run_info = run.load_run_info()
     class_names = list(metrics["class_names"])
-    out = Path(out_dir) if out_dir else run_dir / REPORT_DIR
+    out = Path(out_dir) if out_dir else run.report_dir
     notes: list[str] = []
     images: list[tuple[str, str, bytes]] = []
 
@@ -91,7 +75,7 @@ def build_report(
     predictions = None
     try:
         if model is None:
-            model = _load_model(run_dir)
+            model = run.load_model(config)
         if validation is None:
             from emotion_tf.report.predictions import validation_split
 
@@ -161,20 +145,11 @@ def build_report(
                 _paths_of(validation, len(predictions.labels)),
             )
         )
-    title = f"emotion-tf run {run_dir.resolve().name}"
+    title = f"emotion-tf run {run.path.resolve().name}"
     page = html.render(title, metrics, images, config.to_yaml(), run_info, notes)
     atomic_write_text(out / HTML_FILE, page)
     files.append(out / HTML_FILE)
     return Report(out, files, notes)
-
-
-def _load_model(run_dir: Path) -> Any:
-    import keras
-
-    path = run_dir / "best.keras"
-    if not path.is_file():
-        raise ModelDirError(f"{run_dir} has no best.keras")
-    return keras.models.load_model(path, safe_mode=True)
 
 
 def _paths_of(split: Any, count: int) -> list[str] | None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from emotion_tf.errors import EmotionTFError
+from emotion_tf.cli_base import command
 
 
-@click.command("report")
+@command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option(
     "--out",
@@ -37,16 +36,12 @@ def report(run_dir: str, out_dir: str | None, data_dir: str | None, mistakes: in
     """
     from emotion_tf.report.build import build_report
 
-    try:
-        result = build_report(
-            Path(run_dir),
-            out_dir=Path(out_dir) if out_dir else None,
-            data_dir=Path(data_dir) if data_dir else None,
-            mistakes=mistakes,
-        )
-    except EmotionTFError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
+    result = build_report(
+        Path(run_dir),
+        out_dir=Path(out_dir) if out_dir else None,
+        data_dir=Path(data_dir) if data_dir else None,
+        mistakes=mistakes,
+    )
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     for path in result.files:

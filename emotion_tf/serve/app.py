@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from emotion_tf.errors import ConfigError
 from emotion_tf.export import BYTES_SIGNATURE
 from emotion_tf.serve.batching import DynamicBatcher, QueueFullError
 from emotion_tf.serve.protocol import (
@@ -64,7 +65,7 @@ class ServeSettings:
     max_pixels: int = 4096 * 4096
 
     def validate(self) -> None:
-        """Raise ValueError naming the first setting out of range."""
+        """Raise ConfigError naming the first setting out of range."""
         checks = {
             "max_batch_size": self.max_batch_size >= 1,
             "batch_timeout_ms": self.batch_timeout_ms >= 0,
@@ -75,12 +76,12 @@ class ServeSettings:
         }
         for key, ok in checks.items():
             if not ok:
-                raise ValueError(
+                raise ConfigError(
                     f"invalid serve setting {key}={getattr(self, key)} (max_queue must be >= "
                     "max_batch_size and >= max_instances; max_body_bytes >= 1024)"
                 )
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
-            raise ValueError(f"model name must be letters, digits, '_', '.' or '-': {self.name!r}")
+            raise ConfigError(f"model name must be letters, digits, '_', '.' or '-': {self.name!r}")
 
 
 def _error(message: str, status: int) -> JSONResponse:

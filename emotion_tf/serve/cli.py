@@ -1,14 +1,14 @@
-"""The `emotion-tf serve` command (registered through `EXTENSIONS` in emotion_tf.cli)."""
+"""The `emotion-tf serve` command."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from typing import TYPE_CHECKING
 
 import click
 
+from emotion_tf.cli_base import command
 from emotion_tf.errors import EmotionTFError
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-@click.command("serve")
+@command("serve")
 @click.argument("model_base")
 @click.option("--name", default="emotion", show_default=True, help="Model name in the URLs.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
@@ -108,16 +108,8 @@ def serve(
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         max_pixels=max_pixels,
     )
-    try:
-        settings.validate()
-    except ValueError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
-    try:
-        run_server(model_base, settings, host, port, access_log, faces)
-    except EmotionTFError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
+    settings.validate()
+    run_server(model_base, settings, host, port, access_log, faces)
 
 
 def run_server(

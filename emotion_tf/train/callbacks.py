@@ -6,14 +6,18 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import keras
 
 from emotion_tf.errors import ModelDirError
-from emotion_tf.io_utils import atomic_save_model, atomic_write_json, atomic_write_text
+from emotion_tf.io_utils import (
+    atomic_save_model,
+    atomic_save_weights,
+    atomic_write_json,
+    atomic_write_text,
+)
+from emotion_tf.run_dir import RunDir
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -70,10 +74,10 @@ class BestCheckpoint(keras.callbacks.Callback):
 class HistoryWriter(keras.callbacks.Callback):
     """Keep history.csv and history.json current after every epoch, without gaps on resume."""
 
-    def __init__(self, run_dir: Path, enabled: bool = True, first_epoch: int = 0):
+    def __init__(self, run: RunDir, enabled: bool = True, first_epoch: int = 0):
         super().__init__()
-        self.json_path = Path(run_dir) / "history.json"
-        self.csv_path = Path(run_dir) / "history.csv"
+        self.json_path = run.history_json
+        self.csv_path = run.history_csv
         self.enabled = enabled
         self.first_epoch = first_epoch
         self.rows: list[dict] = []
@@ -172,16 +176,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _save_model(self) -> None:
         epoch = self._current_epoch
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".weights.h5", dir=self.dir)
-        os.close(fd)
-        try:
-            self.model.save_weights(tmp, overwrite=True)
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.dir / self.weights_name(epoch))
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_save_weights(self.model, self.dir / self.weights_name(epoch))
         keep = sorted({*self.saved_epochs(self.dir)[-1:], epoch})
         atomic_write_json(self.dir / self.STATE_FILE, {"epochs": keep})
         for old in self.dir.glob("epoch-*.weights.h5"):

@@ -37,9 +37,11 @@ from emotion_tf.data.tfrecord import is_tfrecord_dir, load_record_splits, read_m
 from emotion_tf.errors import ConfigError
 from emotion_tf.export import export_model
 from emotion_tf.io_utils import atomic_save_model, atomic_write_json
-from emotion_tf.metrics import classification_metrics
+from emotion_tf.metrics import classification_metrics, headline
 from emotion_tf.model.alexnet import build_alexnet
+from emotion_tf.report.build import report_after_training
 from emotion_tf.report.tensorboard import AugmentationPreview
+from emotion_tf.run_dir import RunDir, load_checkpoint
 from emotion_tf.train.averaging import apply_weight_average
 from emotion_tf.train.callbacks import (
     AtomicBackupAndRestore,
@@ -59,8 +61,6 @@ from emotion_tf.train.strategy import (
 
 log = logging.getLogger(__name__)
 
-BEST_CHECKPOINT = "best.keras"
-LAST_CHECKPOINT = "last.keras"
 AVERAGE_BATCHNORM_BATCHES = 100  # training batches that re-estimate BatchNorm for the average
 
 
@@ -241,12 +241,12 @@ def train(config: Config, export: bool = True) -> TrainResult:
         tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(config.train.precision)
     chief = is_chief()
-    run_dir = Path(config.train.run_dir)
+    run = RunDir.of(config)
     # A non-chief worker keeps its backup and logs in a folder of its own, removed at the end.
-    work_dir = run_dir if chief else run_dir / f".{task_name() or 'worker'}"
-    work_dir.mkdir(parents=True, exist_ok=True)
+    work = run if chief else RunDir(run.path / f".{task_name() or 'worker'}")
+    work.path.mkdir(parents=True, exist_ok=True)
     if chief:
-        save_config(config, run_dir / "config.yaml")
+        save_config(config, run.config_file)
 
     data = load_training_data(config)
     train_files, val_files = data.splits["train"], data.splits["validation"]
@@ -255,7 +255,7 @@ def train(config: Config, export: bool = True) -> TrainResult:
         "classes %s; train %s; validation %s", class_names, train_files.counts(), val_files.counts()
     )
 
-    backup_dir = work_dir / "backup"
+    backup_dir = work.backup_dir
     first_epoch = _resume_point(strategy, backup_dir, config.train.epochs)
     replicas = strategy.num_replicas_in_sync
     train_ds, steps = training_epochs(train_files, config, replicas, first_epoch)
@@ -287,13 +287,15 @@ def train(config: Config, export: bool = True) -> TrainResult:
         config.model.channels,
     )
 
-    checkpoint = BestCheckpoint(run_dir / BEST_CHECKPOINT, enabled=chief, resume=first_epoch > 0)
+    checkpoint = BestCheckpoint(
+        run.best_checkpoint, state_path=run.best_state_file, enabled=chief, resume=first_epoch > 0
+    )
     callbacks = [
         EpochSeeds(),
         checkpoint,
-        HistoryWriter(run_dir, enabled=chief, first_epoch=first_epoch),
-        keras.callbacks.TensorBoard(str(work_dir / "logs"), write_graph=False),
-        AugmentationPreview(work_dir / "logs", train_files, config, enabled=chief),
+        HistoryWriter(run, enabled=chief, first_epoch=first_epoch),
+        keras.callbacks.TensorBoard(str(work.logs_dir), write_graph=False),
+        AugmentationPreview(work.logs_dir, train_files, config, enabled=chief),
         # Last, so an epoch counts as done only after its checkpoint and history are written.
         AtomicBackupAndRestore(backup_dir, resume_epoch=first_epoch),
     ]
@@ -315,16 +317,15 @@ def train(config: Config, export: bool = True) -> TrainResult:
         )
     train_seconds = time.monotonic() - fit_started
 
-    best_path = run_dir / BEST_CHECKPOINT
     average_accuracy = None
     if config.train.ema_momentum:
         average_accuracy = _offer_weight_average(model, config, train_files, val_files, checkpoint)
     if config.train.keep == "last":
         if chief:
-            atomic_save_model(model, run_dir / LAST_CHECKPOINT)
+            atomic_save_model(model, run.last_checkpoint)
         checkpoint.kept = "last_epoch"
-    elif chief and best_path.is_file():
-        model = keras.models.load_model(best_path, safe_mode=True)
+    elif chief and run.best_checkpoint.is_file():
+        model = load_checkpoint(run.best_checkpoint)
     labels, probabilities = predict_probabilities(
         model, build_dataset(val_files, config, False), flip=config.model.test_time_flip
     )
@@ -341,24 +342,22 @@ def train(config: Config, export: bool = True) -> TrainResult:
     )
     export_path = None
     if chief:
-        atomic_write_json(run_dir / "metrics.json", metrics)
-        atomic_write_json(run_dir / "run_info.json", _run_info(config, strategy, data, first_epoch))
+        atomic_write_json(run.metrics_file, metrics)
+        atomic_write_json(run.run_info_file, _run_info(config, strategy, data, first_epoch))
         if export:
             export_path = export_model(
                 model,
-                config.resolved_export_dir(),
+                run.export_dir(config),
                 class_names,
-                metadata={"metrics": _headline(metrics), "config_hash": config.digest()},
+                metadata={"metrics": headline(metrics), "config_hash": config.digest()},
                 test_time_flip=config.model.test_time_flip,
             )
             log.info("exported SavedModel to %s", export_path)
-        from emotion_tf.report.build import report_after_training
-
-        report_after_training(run_dir, model, val_files)  # logs, never raises
+        report_after_training(run.path, model, val_files)  # logs, never raises
     else:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        shutil.rmtree(work.path, ignore_errors=True)
     wait_for_all_workers(strategy)
-    return TrainResult(run_dir, export_path, metrics, data.skipped)
+    return TrainResult(run.path, export_path, metrics, data.skipped)
 
 
 def _offer_weight_average(
@@ -386,8 +385,3 @@ def _offer_weight_average(
     )
     checkpoint.offer(accuracy, "weight_average")
     return accuracy
-
-
-def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    keys = ("accuracy", "balanced_accuracy", "roc_auc", "count")
-    return {k: metrics[k] for k in keys if k in metrics}

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion_tf.data.tools.output import staged_output
 from emotion_tf.errors import DataError
+from emotion_tf.io_utils import staged_output
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 
 from emotion_tf.data.files import discover_classes, list_images
-from emotion_tf.data.tools.output import staged_output
 from emotion_tf.errors import DataError
+from emotion_tf.io_utils import staged_output
 
 MANIFEST = "split.json"
 

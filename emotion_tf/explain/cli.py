@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from emotion_tf.errors import EmotionTFError
+from emotion_tf.cli_base import command
 from emotion_tf.faces.locate import FACE_MODES, FALLBACKS
 
 
-@click.command("explain")
+@command("explain")
 @click.argument("model")
 @click.argument("images", nargs=-1, required=True)
 @click.option(
@@ -64,16 +64,13 @@ def explain(
     directory: Grad-CAM needs the Keras model's gradients, which a SavedModel alone lacks.
     Exits with status 1 if any input could not be explained.
     """
-    from emotion_tf.explain import explain_paths, load_keras_model
+    from emotion_tf.explain.model import load_keras_model
+    from emotion_tf.explain.paths import EXPLANATIONS_FILE, explain_paths
 
-    try:
-        keras_model = load_keras_model(model)
-        results = explain_paths(
-            keras_model, list(images), Path(out_dir), list(classes), faces, fallback, face_margin
-        )
-    except EmotionTFError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(2)
+    keras_model = load_keras_model(model)
+    results = explain_paths(
+        keras_model, list(images), Path(out_dir), list(classes), faces, fallback, face_margin
+    )
     failed = 0
     for item in results:
         if item.error:
@@ -86,6 +83,6 @@ def explain(
                 f"{item.file}  ({item.label} {item.confidence:.2f}, "
                 f"Grad-CAM for {item.explained_class})"
             )
-    click.echo(f"wrote {Path(out_dir) / 'explanations.json'}")
+    click.echo(f"wrote {Path(out_dir) / EXPLANATIONS_FILE}")
     if failed:
         sys.exit(1)

@@ -1,31 +1,16 @@
-"""Click commands `emotion-tf data prepare-fer2013 | split | check` (registered in cli.py)."""
+"""`emotion-tf data ...`: the data set commands (make-demo, prepare-fer2013, split, check,
+to-tfrecord; crop-faces lives in emotion_tf.faces.cli)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
-from emotion_tf.errors import EmotionTFError
-
-
-def _friendly(func: Callable) -> Callable:
-    """Library errors become one line on stderr and exit status 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except EmotionTFError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
-
-    return wrapper
+from emotion_tf.cli_base import group
+from emotion_tf.data.tfrecord import DEFAULT_ORDER_SEED
 
 
 def _counts_table(counts: dict[str, dict[str, int]]) -> str:
@@ -37,7 +22,27 @@ def _counts_table(counts: dict[str, dict[str, int]]) -> str:
     return "\n".join(lines)
 
 
-@click.command("prepare-fer2013")
+@group()
+def data() -> None:
+    """Data set tools."""
+
+
+@data.command("make-demo")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--per-class", default=360, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--overwrite", is_flag=True)
+def make_demo(out_dir: str, per_class: int, seed: int, overwrite: bool) -> None:
+    """Generate the synthetic schematic-face demo set into OUT_DIR."""
+    from emotion_tf.data.demo import generate_demo_dataset
+
+    counts = generate_demo_dataset(
+        Path(out_dir), per_class=per_class, seed=seed, overwrite=overwrite
+    )
+    click.echo(json.dumps(counts))
+
+
+@data.command("prepare-fer2013")
 @click.argument("csv_path", metavar="FER2013_CSV", type=click.Path(dir_okay=False))
 @click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False))
 @click.option(
@@ -56,7 +61,6 @@ def _counts_table(counts: dict[str, dict[str, int]]) -> str:
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it is not empty.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@_friendly
 def prepare_fer2013_command(
     csv_path: str, out_dir: str, classes: str, image_format: str, overwrite: bool, fmt: str
 ) -> None:
@@ -84,7 +88,7 @@ def prepare_fer2013_command(
     click.echo(f"wrote {out_dir}")
 
 
-@click.command("split")
+@data.command("split")
 @click.argument("src", type=click.Path(file_okay=False))
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option(
@@ -101,7 +105,6 @@ def prepare_fer2013_command(
 @click.option("--link", is_flag=True, help="Symlink to the source files instead of copying.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it is not empty.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-@_friendly
 def split_command(
     src: str,
     out: str,
@@ -135,13 +138,12 @@ def split_command(
     click.echo(f"{'linked' if link else 'copied'} into {out}")
 
 
-@click.command("check")
+@data.command("check")
 @click.argument("data_dir", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--show", default=10, show_default=True, help="Examples listed per problem.")
 @click.option("--max-pixels", default=50_000_000, show_default=True, help="Larger is an error.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any problem is found.")
-@_friendly
 def check_command(data_dir: str, fmt: str, show: int, max_pixels: int, strict: bool) -> None:
     """Report counts, imbalance, bad files, duplicates, leakage and label conflicts.
 
@@ -155,3 +157,41 @@ def check_command(data_dir: str, fmt: str, show: int, max_pixels: int, strict: b
     click.echo(json.dumps(report, indent=2) if fmt == "json" else format_report(report, show))
     if strict and report["problems"]:
         sys.exit(1)
+
+
+@data.command("to-tfrecord")
+@click.argument("data_dir", type=click.Path(file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--shards", default=8, show_default=True, help="Shards per split.")
+@click.option(
+    "--max-pixels",
+    default=50_000_000,
+    show_default=True,
+    help="Refuse images with more pixels (decompression bombs).",
+)
+@click.option(
+    "--seed",
+    default=DEFAULT_ORDER_SEED,
+    show_default=True,
+    help="Seed of the stored order of training examples (train.seed gives the same order).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT_DIR.")
+def to_tfrecord_command(
+    data_dir: str, out_dir: str, shards: int, max_pixels: int, seed: int, overwrite: bool
+) -> None:
+    """Write DATA_DIR's train/ and validation/ as sharded TFRecords into OUT_DIR.
+
+    Train on the result with --data-dir OUT_DIR. Files that cannot be decoded are left out
+    and listed in OUT_DIR/tfrecords.json.
+    """
+    from emotion_tf.data.tfrecord import MANIFEST, write_tfrecords
+
+    manifest = write_tfrecords(data_dir, out_dir, shards, max_pixels, overwrite, order_seed=seed)
+    for split, info in manifest["splits"].items():
+        skipped = len(info["skipped_files"])
+        note = f"; skipped {skipped} bad file(s)" if skipped else ""
+        click.echo(
+            f"{split}: {info['num_examples']} examples in {len(info['files'])} shard(s) "
+            f"{json.dumps(info['counts'])}{note}"
+        )
+    click.echo(f"manifest: {Path(out_dir) / MANIFEST}")

@@ -1,0 +1,72 @@
+"""The one error boundary of the command line: click classes every command is built with.
+
+A command raises the typed errors of `emotion_tf.errors`; `Command` and `Group` turn each into
+one line `error: ...` on stderr and exit status 2, for every command and sub-command. A missing
+TensorFlow (installed without the `cpu` or `gpu` extra) gets one line saying what to install.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from emotion_tf.errors import EmotionTFError
+
+# Before anything imports TensorFlow: keep its C++ start-up chatter out of the output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EXIT_USAGE = 2  # like click's usage errors: the input, not the program, is at fault
+MISSING_TENSORFLOW = (
+    "TensorFlow is not installed: pip install 'emotion-tf[cpu]' (or 'emotion-tf[gpu]' for an "
+    "NVIDIA GPU); from a checkout: pip install -e '.[cpu]'"
+)
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message on one line (a multi-line message keeps its first line)."""
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+@contextlib.contextmanager
+def error_boundary() -> Iterator[None]:
+    """Turn typed errors and a missing TensorFlow into one line on stderr and exit status 2."""
+    try:
+        yield
+    except EmotionTFError as err:
+        click.echo(f"error: {one_line(err)}", err=True)
+        sys.exit(EXIT_USAGE)
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] != "tensorflow":
+            raise
+        click.echo(f"error: {MISSING_TENSORFLOW}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+class Command(click.Command):
+    """A click command whose typed errors become one line and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with error_boundary():
+            return super().invoke(ctx)
+
+
+class Group(click.Group):
+    """A click group whose commands and sub-groups all run inside the error boundary."""
+
+    command_class = Command
+    group_class = type  # sub-groups made with @group.group() are `Group`s too
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with error_boundary():
+            return super().invoke(ctx)
+
+
+command = functools.partial(click.command, cls=Command)
+group = functools.partial(click.group, cls=Group)

@@ -1,0 +1,141 @@
+"""Grad-CAM panels for every face of every input image, as `emotion-tf explain` writes them.
+
+Whole photos go through the same face detection and crops as `predict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from emotion_tf.data.files import read_upright_image
+from emotion_tf.errors import ConfigError
+from emotion_tf.explain.gradcam import GradCam, explanation_panel, paste_heat
+from emotion_tf.explain.model import KerasModel
+from emotion_tf.faces.annotate import Annotation, annotate_image
+from emotion_tf.faces.crop import DEFAULT_MARGIN, square_region
+from emotion_tf.faces.locate import check_mode
+from emotion_tf.faces.photo import decode_photo
+from emotion_tf.io_utils import atomic_write_bytes, atomic_write_json
+from emotion_tf.predict import DEFAULT_MAX_PIXELS, expand_inputs, face_inputs
+
+EXPLANATIONS_FILE = "explanations.json"
+
+
+@dataclasses.dataclass
+class Explanation:
+    """One written heat map: which input, face and class, and the file it went to."""
+
+    path: str
+    file: str | None = None
+    face: int | None = None
+    box: list[int] | None = None
+    label: str | None = None
+    confidence: float | None = None
+    explained_class: str | None = None
+    error: str | None = None
+    no_face: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def explain_paths(
+    keras_model: KerasModel,
+    inputs: list[str],
+    out_dir: Path,
+    classes: list[str] | None = None,
+    faces: str = "auto",
+    fallback: str = "none",
+    margin: float | None = None,
+    detector: Any = None,
+) -> list[Explanation]:
+    """Write Grad-CAM panels for every face of every input into `out_dir`.
+
+    For each face: `<stem>_face<i>_<class>.png` (crop and overlay side by side) for the
+    predicted class and for each of `classes`. For photos where faces were detected, also
+    `<stem>_gradcam[_<class>].png`: the whole photo with each face's heat map in place.
+    `explanations.json` lists everything written. Bad inputs give an error entry and the rest
+    goes on.
+    """
+    check_mode(faces, fallback)
+    margin = DEFAULT_MARGIN if margin is None else margin
+    names = keras_model.class_names
+    for name in classes or []:
+        if name not in names:
+            raise ConfigError(f"--class must be one of {names}. Received: {name!r}")
+    cam = GradCam(keras_model.model)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: list[Explanation] = []
+    used_stems: set[str] = set()
+
+    def save(picture: Any, name: str) -> str:
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        atomic_write_bytes(out_dir / name, buffer.getvalue())
+        return str(out_dir / name)
+
+    for path, error in expand_inputs(inputs):
+        data = None
+        if error is None:
+            data, error = read_upright_image(path, DEFAULT_MAX_PIXELS)
+        if error is None:
+            try:
+                image = decode_photo(data, cam.channels)
+            except tf.errors.InvalidArgumentError:
+                error = "cannot be decoded as jpg/png/bmp/gif"
+        if error is not None:
+            results.append(Explanation(path, error=error))
+            continue
+        regions, crops = face_inputs(image, cam.size, faces, fallback, margin, detector)
+        if not regions:
+            results.append(Explanation(path, no_face=True))
+            continue
+        stem = _unique_stem(Path(path).stem, used_stems)
+        photo = decode_photo(data, 3)
+        predicted_heat, probabilities, predicted = cam(crops)
+        wanted: list[tuple[str, np.ndarray, np.ndarray]] = [("", predicted_heat, predicted)]
+        for name in classes or []:
+            heat, _, targets = cam(crops, names.index(name))
+            wanted.append((name, heat, targets))
+        written: set[str] = set()
+        for suffix, heat, targets in wanted:
+            whole = photo.copy()
+            marks = []
+            for i, region in enumerate(regions):
+                explained = names[int(targets[i])]
+                label = names[int(predicted[i])]
+                confidence = float(probabilities[i, predicted[i]])
+                if not region.is_whole_image:
+                    whole = paste_heat(whole, square_region(region.box, margin), heat[i])
+                    caption = f"{label} {confidence:.2f} (CAM: {explained})"
+                    marks.append(Annotation(region.box.as_list(), caption, int(predicted[i])))
+                name = f"{stem}_face{i}_{explained}.png"
+                if name in written:  # --class named the predicted class
+                    continue
+                written.add(name)
+                caption = f"predicted {label} {confidence:.2f} - Grad-CAM for {explained}"
+                file = save(explanation_panel(crops[i], heat[i], caption), name)
+                results.append(
+                    Explanation(path, file, i, region.box.as_list(), label, confidence, explained)
+                )
+            if marks:
+                name = f"{stem}_gradcam{'_' + suffix if suffix else ''}.png"
+                save(annotate_image(whole, marks), name)
+    atomic_write_json(out_dir / EXPLANATIONS_FILE, [r.to_dict() for r in results])
+    return results
+
+
+def _unique_stem(stem: str, used: set[str]) -> str:
+    name, count = stem, 1
+    while name in used:
+        count += 1
+        name = f"{stem}-{count}"
+    used.add(name)
+    return name

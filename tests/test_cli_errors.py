@@ -1,0 +1,87 @@
+"""The one error boundary: every command turns typed errors into one line and exit status 2."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+import emotion_tf
+from emotion_tf.cli import main
+from emotion_tf.cli_base import MISSING_TENSORFLOW, Command, Group
+
+PACKAGE = Path(emotion_tf.__file__).parent
+
+
+def _all_commands(command: click.Command, path: str = "emotion-tf") -> list[tuple[str, object]]:
+    found = [(path, command)]
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            found.extend(_all_commands(sub, f"{path} {name}"))
+    return found
+
+
+def test_every_command_runs_inside_the_boundary() -> None:
+    commands = _all_commands(main)
+    assert len(commands) >= 15  # 8 commands, the data group and its 6 commands, main
+    for path, command in commands:
+        kind = Group if isinstance(command, click.Group) else Command
+        assert isinstance(command, kind), f"{path} is a plain {type(command).__name__}"
+
+
+def test_typed_error_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    out = tmp_path / "full"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    result = CliRunner().invoke(main, ["data", "make-demo", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: output folder is not empty: {out} (pass --overwrite to replace it)"
+    ]
+    bad = CliRunner().invoke(main, ["data", "make-demo", str(tmp_path / "new"), "--per-class", "1"])
+    assert (bad.exit_code, bad.stderr.count("\n")) == (2, 1)
+    assert bad.stderr.startswith("error: --per-class must be at least 2")
+
+
+def test_missing_tensorflow_names_the_extra(tmp_path: Path) -> None:
+    """Installed without the cpu/gpu extra: one line saying what to install, no traceback."""
+    image = tmp_path / "a.png"
+    image.write_bytes(b"not read")
+    code = "import sys; sys.modules['tensorflow'] = None; from emotion_tf.cli import main; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "predict", str(tmp_path), str(image)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)},
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {MISSING_TENSORFLOW}"]
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_only_cli_modules_import_click_or_catch_typed_errors() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        if path.name in ("cli.py", "cli_base.py"):
+            continue
+        assert "click" not in _imports(path), f"library module {path} imports click"
+    catching = [
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if "except EmotionTFError" in path.read_text()
+    ]
+    assert catching == ["cli_base.py"]
