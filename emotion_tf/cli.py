@@ -1,7 +1,7 @@
 """The `emotion-tf` command line: the `main` group and the export, predict and evaluate commands.
 
 Every other command lives in its package's `cli.py` (train, serve, report, explain, data,
-faces); all run inside the one error boundary of `emotion_tf.cli_base`.
+faces, video: watch); all run inside the one error boundary of `emotion_tf.cli_base`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ import click
 from emotion_tf import __version__
 from emotion_tf.cli_base import group
 from emotion_tf.data.cli import data
+from emotion_tf.errors import ConfigError
 from emotion_tf.explain.cli import explain
 from emotion_tf.faces.cli import crop_faces
 from emotion_tf.report.cli import report
 from emotion_tf.serve.cli import serve
 from emotion_tf.train.cli import train
+from emotion_tf.video.cli import SAMPLE_FPS, watch
+from emotion_tf.video.smoothing import DEFAULT_SMOOTH_S
+from emotion_tf.video.source import DEFAULT_SAMPLE_FPS, is_video_path
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -74,6 +78,8 @@ def export(run_dir: str, export_dir: str | None, version: int | None) -> None:
 def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
     if fmt == "json":
         return json.dumps([row.to_dict() for row in rows], indent=2)
+    if fmt == "jsonl":
+        return "\n".join(json.dumps(row.to_dict()) for row in rows)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)
@@ -109,9 +115,10 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv"]),
+    type=click.Choice(["table", "json", "csv", "jsonl"]),
     default="table",
     show_default=True,
+    help="jsonl: one JSON object per line (videos: written as each frame is done).",
 )
 @click.option("--batch-size", default=64, show_default=True)
 @click.option(
@@ -139,7 +146,29 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
     "--annotate",
     "annotate_dir",
     type=click.Path(file_okay=False),
-    help="Write copies of the images with boxes, labels and confidences drawn into this folder.",
+    help="Write copies of the images (videos: an annotated MP4 each) with boxes, labels and "
+    "confidences drawn into this folder.",
+)
+@click.option(
+    "--sample-fps",
+    type=SAMPLE_FPS,
+    default=str(DEFAULT_SAMPLE_FPS),
+    show_default=True,
+    help="Videos: frames per second to analyse, or 'all' for every frame.",
+)
+@click.option(
+    "--smooth",
+    "smooth_s",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_SMOOTH_S,
+    show_default=True,
+    help="Videos: average each person's probabilities over this many seconds (0: off).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False),
+    help="Videos: write timeline.png, summary.json and report.html into this folder.",
 )
 def predict(
     model: str,
@@ -150,13 +179,19 @@ def predict(
     fallback: str,
     face_margin: float | None,
     annotate_dir: str | None,
+    sample_fps: float | None,
+    smooth_s: float,
+    report_dir: str | None,
 ) -> None:
-    """Predict labels for image files and folders (recursively) with the export at MODEL.
+    """Predict labels for image files and folders (recursively), or for video files, with the
+    export at MODEL.
 
     MODEL is an export base (newest version), a version folder, or a run directory.
     With face detection, each face gives one row with its box [x, y, w, h] and detector score.
-    Exits with status 1 if any input could not be predicted (a photo without a face is not a
-    failure: it gets a "no face found" row).
+    Videos (mp4, mov, avi, mkv, webm) give one row per person per analysed frame, with the
+    time, frame index and a person id that follows the face; a summary per video goes to
+    stderr. Exits with status 1 if any input could not be predicted (a photo without a face is
+    not a failure: it gets a "no face found" row).
     """
     from emotion_tf.export import LoadedExport
     from emotion_tf.faces.crop import DEFAULT_MARGIN
@@ -168,6 +203,22 @@ def predict(
         predict_paths,
     )
 
+    videos = [p for p in paths if is_video_path(p)]
+    if videos:
+        if len(videos) < len(paths):
+            raise ConfigError("give videos and images to predict in separate calls")
+        from emotion_tf.faces.crop import DEFAULT_MARGIN
+        from emotion_tf.video.cli import predict_videos
+
+        loaded = LoadedExport(model)
+        margin = DEFAULT_MARGIN if face_margin is None else face_margin
+        failed = predict_videos(
+            loaded, videos, fmt, sample_fps, smooth_s, margin, report_dir, annotate_dir
+        )
+        if failed:
+            click.echo(f"{failed} of {len(videos)} video(s) failed", err=True)
+            sys.exit(1)
+        return
     loaded = LoadedExport(model)
     if faces == "none" and not annotate_dir:
         rows = list(predict_paths(loaded, paths, batch_size=batch_size))
@@ -262,7 +313,7 @@ def evaluate(
         atomic_write_json(Path(output), metrics)
 
 
-for _command in (train, serve, report, explain, data):
+for _command in (train, serve, report, explain, data, watch):
     main.add_command(_command)
 data.add_command(crop_faces)
 

@@ -19,3 +19,7 @@ class ModelDirError(EmotionTFError):
 
 class ClusterError(EmotionTFError):
     """A worker of a multi-worker training job failed or could not be reached."""
+
+
+class VideoError(EmotionTFError):
+    """A video file or stream cannot be opened or decoded, or has no frames."""

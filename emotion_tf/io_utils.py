@@ -34,18 +34,30 @@ def _fsync_file(path: Path | str) -> None:
         os.fsync(handle.fileno())
 
 
-def atomic_write_with(path: Path, write: Callable[[str], None]) -> None:
-    """Call `write(temp_path)` for a temp file beside `path`, fsync it, then rename it over."""
+def temp_file_beside(path: Path) -> str:
+    """A new empty temp file beside `path` with the same suffixes; `commit_temp_file` moves
+    it into place. For outputs written over time (e.g. a video, frame by frame)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes)  # Keras checks suffixes: .keras, .weights.h5
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}-", suffix=suffix, dir=path.parent)
     os.close(fd)
+    return tmp
+
+
+def commit_temp_file(tmp: str, path: Path) -> None:
+    """Fsync the finished temp file `tmp` and rename it over `path`."""
+    _fsync_file(tmp)
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
+def atomic_write_with(path: Path, write: Callable[[str], None]) -> None:
+    """Call `write(temp_path)` for a temp file beside `path`, fsync it, then rename it over."""
+    tmp = temp_file_beside(path)
     try:
         write(tmp)
-        _fsync_file(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        commit_temp_file(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
 

@@ -315,6 +315,8 @@ def format_face_rows(rows: list[FacePredictionRow], class_names: list[str], fmt:
     """Face rows as a table for people, or JSON / CSV for programs."""
     if fmt == "json":
         return json.dumps([row.to_dict() for row in rows], indent=2)
+    if fmt == "jsonl":
+        return "\n".join(json.dumps(row.to_dict()) for row in rows)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)

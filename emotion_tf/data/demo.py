@@ -370,7 +370,9 @@ def _render(
     return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8), image.mode)
 
 
-def draw_face(rng: np.random.Generator, expression: str, size: int, grayscale: bool) -> Image.Image:
+def draw_face(
+    rng: np.random.Generator, expression: str, size: int, grayscale: bool, jitter: float = 1.0
+) -> Image.Image:
     """Draws one random schematic face.
 
     Args:
@@ -378,11 +380,13 @@ def draw_face(rng: np.random.Generator, expression: str, size: int, grayscale: b
         expression: "happy" or "sad".
         size: Side length of the square output image in pixels (at least 8).
         grayscale: Whether to return a mode "L" image instead of mode "RGB".
+        jitter: Spread of position, size, aspect and rotation in [0, 1] (0: a centred,
+            upright, mid-sized face; the same seed then draws the same face in both moods).
 
     Returns:
         A ``size`` x ``size`` PIL image.
     """
-    return _render(rng, expression, size, size, grayscale)
+    return _render(rng, expression, size, size, grayscale, jitter=jitter)
 
 
 def _image_size(rng: np.random.Generator, fmt: str) -> tuple[int, int]:

@@ -1,0 +1,221 @@
+"""Frame by frame: find and track the faces, classify each one, smooth per person.
+
+`analyze_video(model, "clip.mp4")` is the Python API: iterate it for one `FrameResult` per
+processed frame as soon as it is ready; afterwards `.summary` holds the per-video and
+per-person summary. `FrameAnalyzer` does the work for one frame and is shared by `predict` on
+files and `watch` on live sources, so both give the same rows for the same frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from emotion_tf.faces.crop import DEFAULT_MARGIN, crop_face
+from emotion_tf.faces.detector import FaceBox
+from emotion_tf.faces.locate import Detector
+from emotion_tf.video.smoothing import DEFAULT_SMOOTH_S, LabelChange, Smoother
+from emotion_tf.video.source import DEFAULT_SAMPLE_FPS, Frame, Sampler, VideoInfo, VideoSource
+from emotion_tf.video.summary import SummaryBuilder, VideoSummary
+from emotion_tf.video.tracking import FaceTracker
+
+
+class Classifier(Protocol):
+    """What the analyzer needs of a model (`emotion_tf.export.LoadedExport` has it)."""
+
+    class_names: list[str]
+    input_size: int
+    channels: int
+
+    def predict_images(self, images: Any) -> dict[str, Any]: ...
+
+
+@dataclasses.dataclass
+class PersonResult:
+    """One face in one frame: the person's id, its box, the smoothed prediction (label,
+    confidence, probabilities), the frame's own probabilities, and a label change if the
+    smoothed label changed at this frame."""
+
+    person: int
+    box: FaceBox
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    raw_probabilities: dict[str, float]
+    change: LabelChange | None = None
+
+
+@dataclasses.dataclass
+class FrameResult:
+    """The faces of one processed frame (empty when none was found)."""
+
+    source: str
+    frame: int
+    time_s: float
+    people: list[PersonResult]
+    image: np.ndarray | None = dataclasses.field(default=None, repr=False)
+
+
+@dataclasses.dataclass
+class VideoRow:
+    """One person in one frame, or (with `error`) why a video gave no rows."""
+
+    path: str
+    time_s: float | None = None
+    frame: int | None = None
+    person: int | None = None
+    box: list[int] | None = None
+    label: str | None = None
+    confidence: float | None = None
+    probabilities: dict[str, float] | None = None
+    raw_probabilities: dict[str, float] | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def rows_of(result: FrameResult) -> list[VideoRow]:
+    return [
+        VideoRow(
+            result.source,
+            result.time_s,
+            result.frame,
+            person.person,
+            person.box.as_list(),
+            person.label,
+            round(person.confidence, 6),
+            {k: round(v, 6) for k, v in person.probabilities.items()},
+            {k: round(v, 6) for k, v in person.raw_probabilities.items()},
+        )
+        for person in result.people
+    ]
+
+
+class FrameAnalyzer:
+    """Detect, track, classify and smooth the faces of frames given in time order."""
+
+    def __init__(
+        self,
+        model: Classifier,
+        detector: Detector | None = None,
+        smooth_s: float = DEFAULT_SMOOTH_S,
+        margin: float = DEFAULT_MARGIN,
+        tracker: FaceTracker | None = None,
+    ):
+        if smooth_s < 0:
+            from emotion_tf.errors import ConfigError
+
+            raise ConfigError(f"smooth must be >= 0 seconds. Received: smooth={smooth_s}")
+        self.model = model
+        self.class_names = list(model.class_names)
+        self.smooth_s = smooth_s
+        self.margin = margin
+        self.tracker = tracker or FaceTracker(detector)
+        self._smoothers: dict[int, Smoother] = {}
+
+    def __call__(self, source: str, frame: Frame) -> FrameResult:
+        found = self.tracker.update(frame.image, frame.time_s)
+        people: list[PersonResult] = []
+        if found:
+            probabilities = self._classify(frame.image, [box for _, box in found])
+            for (person, box), raw in zip(found, probabilities):
+                smoother = self._smoothers.setdefault(
+                    person, Smoother(self.class_names, self.smooth_s)
+                )
+                smoothed, change = smoother.update(frame.time_s, frame.index, raw)
+                best = int(np.argmax(smoothed))
+                people.append(
+                    PersonResult(
+                        person,
+                        box,
+                        self.class_names[best],
+                        float(smoothed[best]),
+                        dict(zip(self.class_names, map(float, smoothed))),
+                        dict(zip(self.class_names, map(float, raw))),
+                        change,
+                    )
+                )
+        return FrameResult(source, frame.index, frame.time_s, people, frame.image)
+
+    def warm_up(self) -> None:
+        """Run the classifier and the detector once, so the first real frame is not slow
+        (a live source would drop frames while TensorFlow traces the model)."""
+        size, channels = self.model.input_size, self.model.channels
+        self.model.predict_images(np.zeros((1, size, size, channels), np.uint8))
+        self.tracker.detector.detect(np.zeros((64, 64, 3), np.uint8))
+
+    def _classify(self, image: np.ndarray, boxes: list[FaceBox]) -> np.ndarray:
+        import tensorflow as tf
+
+        from emotion_tf.preprocess import resize_uint8
+
+        size, channels = self.model.input_size, self.model.channels
+        crops = [
+            resize_uint8(tf.constant(crop_face(image, box, self.margin, channels)), size).numpy()
+            for box in boxes
+        ]
+        outputs = self.model.predict_images(np.stack(crops))
+        return np.asarray(outputs["probabilities"], dtype=np.float64)
+
+
+class VideoAnalysis:
+    """Iterate for the `FrameResult`s of one video file; then read `summary`.
+
+    Raises `emotion_tf.errors.VideoError` when the file cannot be opened or has no frames.
+    """
+
+    def __init__(
+        self,
+        model: Classifier,
+        path: str | Path,
+        sample_fps: float | None = DEFAULT_SAMPLE_FPS,
+        smooth_s: float = DEFAULT_SMOOTH_S,
+        detector: Detector | None = None,
+        margin: float = DEFAULT_MARGIN,
+        keep_images: bool = False,
+    ):
+        self.path = str(path)
+        self.sample_fps = sample_fps
+        self.keep_images = keep_images
+        self.analyzer = FrameAnalyzer(model, detector, smooth_s, margin)
+        self.summary: VideoSummary | None = None
+        self.info: VideoInfo | None = None  # set once the file is open
+
+    def __iter__(self) -> Iterator[FrameResult]:
+        with VideoSource(self.path) as source:
+            self.info = source.info
+            builder = SummaryBuilder(source.info, self.analyzer.class_names, self.sample_fps)
+            for frame in source.frames(Sampler(self.sample_fps)):
+                result = self.analyzer(self.path, frame)
+                builder.add(result)
+                if not self.keep_images:
+                    result.image = None
+                yield result
+            self.summary = builder.build(source.stats, truncated=source.ended_early)
+
+
+def analyze_video(
+    model: Classifier,
+    path: str | Path,
+    sample_fps: float | None = DEFAULT_SAMPLE_FPS,
+    smooth_s: float = DEFAULT_SMOOTH_S,
+    detector: Detector | None = None,
+    margin: float = DEFAULT_MARGIN,
+) -> VideoAnalysis:
+    """The frames of the video at `path`, analysed one by one as the caller iterates.
+
+    `sample_fps`: frames per second to process (None: every frame); `smooth_s`: the
+    smoothing window in seconds (0: off). Example::
+
+        analysis = analyze_video(LoadedExport("runs/default"), "clip.mp4")
+        for result in analysis:
+            for person in result.people:
+                print(result.time_s, person.person, person.label, person.confidence)
+        print(analysis.summary.to_dict())
+    """
+    return VideoAnalysis(model, path, sample_fps, smooth_s, detector, margin)

@@ -1,0 +1,209 @@
+"""Link the faces of consecutive frames into tracks with stable person ids.
+
+The face detector scans the whole frame only every `rescan_s` seconds (and whenever nobody is
+being tracked); on the frames between, it scans only a small window around where each tracked
+face is expected (its last box moved by its velocity), downscaled so the face is about
+`window_face_px` pixels wide. Candidates are matched to tracks greedily by overlap with the
+expected boxes; a face that stays hidden (e.g. behind another one that crosses it) keeps moving
+at its last velocity for up to `max_missing_s` seconds before its track ends. Any detector with
+`detect(image) -> list[FaceBox]` (emotion_tf.faces.locate.Detector) works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from emotion_tf.errors import ConfigError
+from emotion_tf.faces.detector import FaceBox
+from emotion_tf.faces.locate import Detector, default_detector
+
+
+@dataclasses.dataclass
+class Track:
+    """One person followed over time: id (1, 2, ... in order of appearance), last box."""
+
+    person: int
+    box: FaceBox
+    time_s: float
+    first_time_s: float
+    velocity: tuple[float, float] = (0.0, 0.0)  # box centre, pixels per second
+
+    def expected_box(self, time_s: float) -> FaceBox:
+        """The last box moved by the velocity to `time_s`."""
+        dt = time_s - self.time_s
+        dx, dy = self.velocity[0] * dt, self.velocity[1] * dt
+        return FaceBox(round(self.box.x + dx), round(self.box.y + dy), self.box.w, self.box.h)
+
+    def move_to(self, box: FaceBox, time_s: float) -> None:
+        dt = time_s - self.time_s
+        if dt > 0:
+            cx0, cy0 = _centre(self.box)
+            cx1, cy1 = _centre(box)
+            measured = ((cx1 - cx0) / dt, (cy1 - cy0) / dt)
+            self.velocity = (
+                0.5 * self.velocity[0] + 0.5 * measured[0],
+                0.5 * self.velocity[1] + 0.5 * measured[1],
+            )
+        self.box, self.time_s = box, time_s
+
+
+def _centre(box: FaceBox) -> tuple[float, float]:
+    return box.x + box.w / 2.0, box.y + box.h / 2.0
+
+
+def match_score(expected: FaceBox, candidate: FaceBox) -> float:
+    """How well `candidate` continues a track expected at `expected`: overlap, or for boxes
+    that do not overlap, closeness of the centres relative to the face size; 0 = no match."""
+    iou = expected.iou(candidate)
+    (ex, ey), (cx, cy) = _centre(expected), _centre(candidate)
+    distance = math.hypot(ex - cx, ey - cy) / max(expected.w, expected.h, 1)
+    size = max(candidate.w, 1) / max(expected.w, 1)
+    if distance > 0.75 or not 0.6 <= size <= 1.6:
+        return 0.0
+    return iou + 0.5 * (1.0 - distance / 0.75)
+
+
+def dedupe(boxes: list[FaceBox], overlap: float = 0.4) -> list[FaceBox]:
+    """Drop boxes that overlap an earlier one by more than `overlap` IoU (keeps the first)."""
+    kept: list[FaceBox] = []
+    for box in boxes:
+        if all(box.iou(other) <= overlap for other in kept):
+            kept.append(box)
+    return kept
+
+
+class FaceTracker:
+    """Feed frames in time order to `update`; get (person id, box) for each face seen."""
+
+    def __init__(
+        self,
+        detector: Detector | None = None,
+        rescan_s: float = 0.5,
+        max_missing_s: float = 1.0,
+        scan_side: int = 640,
+        window_scale: float = 2.0,
+        window_face_px: int = 48,
+    ):
+        if rescan_s < 0 or max_missing_s < 0:
+            raise ConfigError(
+                "rescan_s and max_missing_s must be >= 0. "
+                f"Received: rescan_s={rescan_s}, max_missing_s={max_missing_s}"
+            )
+        self.detector = detector or default_detector()
+        self.rescan_s = rescan_s
+        self.max_missing_s = max_missing_s
+        self.scan_side = scan_side
+        self.window_scale = window_scale
+        self.window_face_px = window_face_px
+        self.tracks: list[Track] = []
+        self._next_person = 1
+        self._last_scan: float | None = None
+        self.full_scans = 0
+        self.window_scans = 0
+
+    def update(self, image: np.ndarray, time_s: float) -> list[tuple[int, FaceBox]]:
+        """(person, box) of the faces found in `image` (taken at `time_s`), largest first."""
+        self.tracks = [t for t in self.tracks if time_s - t.time_s <= self.max_missing_s]
+        full = (
+            not self.tracks
+            or self._last_scan is None
+            or time_s - self._last_scan >= self.rescan_s - 1e-9
+        )
+        if full:
+            candidates = self._scan_frame(image)
+            self._last_scan = time_s
+            matched = self._assign(candidates, time_s, create=True)
+            lost = [t for t in self.tracks if t.person not in {p for p, _ in matched}]
+            if lost:  # a smaller or fainter face the whole-frame scan missed
+                extra = self._scan_windows(image, lost, time_s)
+                matched += self._assign(extra, time_s, create=False, tracks=lost)
+        else:
+            candidates = self._scan_windows(image, self.tracks, time_s)
+            matched = self._assign(candidates, time_s, create=True)
+        return sorted(matched, key=lambda item: (-item[1].area, item[0]))
+
+    def _scan_frame(self, image: np.ndarray) -> list[FaceBox]:
+        import cv2
+
+        self.full_scans += 1
+        height, width = image.shape[:2]
+        scale = min(1.0, self.scan_side / max(height, width))
+        if scale < 1.0:
+            image = cv2.resize(
+                image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+            )
+        return dedupe([_scaled(b, 1.0 / scale, 0, 0) for b in self.detector.detect(image)])
+
+    def _scan_windows(self, image: np.ndarray, tracks: list[Track], time_s: float) -> list[FaceBox]:
+        import cv2
+
+        height, width = image.shape[:2]
+        found: list[FaceBox] = []
+        for track in tracks:
+            expected = track.expected_box(time_s)
+            side = self.window_scale * max(expected.w, expected.h)
+            cx, cy = _centre(expected)
+            x0, y0 = max(0, round(cx - side / 2)), max(0, round(cy - side / 2))
+            x1, y1 = min(width, round(cx + side / 2)), min(height, round(cy + side / 2))
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                continue
+            self.window_scans += 1
+            scale = min(1.0, self.window_face_px / max(expected.w, expected.h, 1))
+            window = image[y0:y1, x0:x1]
+            if scale < 1.0:
+                window = cv2.resize(
+                    window,
+                    (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
+                    interpolation=cv2.INTER_AREA,
+                )
+            found += [_scaled(b, 1.0 / scale, x0, y0) for b in self.detector.detect(window)]
+        return dedupe(sorted(found, key=lambda b: -(b.score or 0.0)))
+
+    def _assign(
+        self,
+        candidates: list[FaceBox],
+        time_s: float,
+        create: bool,
+        tracks: list[Track] | None = None,
+    ) -> list[tuple[int, FaceBox]]:
+        tracks = self.tracks if tracks is None else tracks
+        expected = [t.expected_box(time_s) for t in tracks]
+        pairs = sorted(
+            (
+                (match_score(e, c), ti, ci)
+                for ti, e in enumerate(expected)
+                for ci, c in enumerate(candidates)
+            ),
+            reverse=True,
+        )
+        used_tracks: set[int] = set()
+        used_candidates: set[int] = set()
+        matched: list[tuple[int, FaceBox]] = []
+        for score, ti, ci in pairs:
+            if score <= 0 or ti in used_tracks or ci in used_candidates:
+                continue
+            used_tracks.add(ti)
+            used_candidates.add(ci)
+            tracks[ti].move_to(candidates[ci], time_s)
+            matched.append((tracks[ti].person, candidates[ci]))
+        if create:
+            for ci, box in enumerate(candidates):
+                if ci not in used_candidates:
+                    track = Track(self._next_person, box, time_s, time_s)
+                    self._next_person += 1
+                    self.tracks.append(track)
+                    matched.append((track.person, box))
+        return matched
+
+
+def _scaled(box: FaceBox, factor: float, dx: int, dy: int) -> FaceBox:
+    return FaceBox(
+        round(box.x * factor) + dx,
+        round(box.y * factor) + dy,
+        max(1, round(box.w * factor)),
+        max(1, round(box.h * factor)),
+        box.score,
+    )

@@ -1,0 +1,149 @@
+"""Video building blocks without a model: sampling, gaps and frame-rate checks, smoothing and
+dated label changes, per-person time shares, and tracking faces that move and cross."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emotion_tf.errors import VideoError
+from emotion_tf.video.demo import DETECTABLE_SEEDS, ActorScript, render_frame
+from emotion_tf.video.smoothing import Smoother
+from emotion_tf.video.source import ReadStats, Sampler, VideoSource, is_video_path
+from emotion_tf.video.summary import PersonSeries
+from emotion_tf.video.tracking import FaceTracker
+
+CLASSES = ["happy", "sad"]
+
+
+def _kept(sampler: Sampler, times: list[float]) -> list[float]:
+    return [t for t in times if sampler(t)]
+
+
+def test_sampler_keeps_one_frame_per_interval_at_any_frame_rate() -> None:
+    steady = [i / 30 for i in range(90)]
+    assert _kept(Sampler(10), steady) == steady[::3]
+    assert _kept(Sampler(None), steady) == steady
+    rng = np.random.default_rng(0)
+    irregular = np.cumsum(rng.uniform(0.01, 0.07, size=200)).tolist()  # variable frame rate
+    kept = _kept(Sampler(5), irregular)
+    buckets = [int(t * 5 + 1e-6) for t in kept]
+    assert buckets == sorted(set(buckets))  # at most one frame per 0.2 s slot ...
+    assert len(kept) >= 0.9 * irregular[-1] * 5  # ... and (nearly) every slot has one
+    with pytest.raises(VideoError, match="sample fps"):
+        Sampler(0)
+
+
+def test_read_stats_count_gaps_and_notice_a_variable_frame_rate() -> None:
+    steady = ReadStats()
+    for i in range(30):
+        steady.add(i / 10, nominal_fps=10)
+    assert not steady.gaps and not steady.variable_rate
+    dropping = ReadStats()
+    for t in [0.0, 0.1, 0.2, 0.3, 1.5, 1.6, 1.7, 3.0, 3.1]:
+        dropping.add(t, nominal_fps=10)
+    assert dropping.gaps == [(0.3, 1.5), (1.7, 3.0)]
+    assert not dropping.variable_rate
+    variable = ReadStats()
+    for t in np.cumsum([0.0] + [0.033, 0.05, 0.04, 0.066] * 10):
+        variable.add(float(t))  # no nominal rate: the median interval is the yardstick
+    assert variable.variable_rate and not variable.gaps
+
+
+def _step(times: np.ndarray, change_at: float, noise: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    happy = np.where(times < change_at, 0.85, 0.15) + rng.normal(0, noise, size=times.shape)
+    happy = np.clip(happy, 0.01, 0.99)
+    return np.stack([happy, 1 - happy], axis=1)
+
+
+def test_smoothing_dates_a_change_back_to_when_it_happened() -> None:
+    times = np.arange(0, 6, 0.1)
+    for window in (0.0, 0.5, 1.0, 2.0):
+        smoother = Smoother(CLASSES, window)
+        changes = []
+        for i, (t, probs) in enumerate(zip(times, _step(times, 3.0, 0.05))):
+            _, change = smoother.update(float(t), i, probs)
+            if change:
+                changes.append(change)
+        assert len(changes) == 1, (window, changes)
+        assert (changes[0].before, changes[0].after) == ("happy", "sad")
+        assert abs(changes[0].time_s - 3.0) <= 0.1, (window, changes)
+
+
+def test_smoothing_rides_out_short_flickers_and_zero_passes_through() -> None:
+    times = np.arange(0, 4, 0.1)
+    probs = _step(times, 99.0, 0.0)  # happy throughout ...
+    probs[[10, 25, 26]] = [0.2, 0.8]  # ... but for three single-frame slips
+    for window, expected in ((1.0, 0), (0.0, 4)):
+        smoother = Smoother(CLASSES, window)
+        updates = [smoother.update(float(t), i, p) for i, (t, p) in enumerate(zip(times, probs))]
+        changes = [c for _, c in updates if c]
+        assert len(changes) == expected
+    smoother = Smoother(CLASSES, 0.0)
+    smoothed, _ = smoother.update(0.0, 0, np.array([0.3, 0.7]))
+    assert smoothed.tolist() == [0.3, 0.7]
+
+
+def test_time_shares_use_the_dated_changes() -> None:
+    from emotion_tf.video.smoothing import LabelChange
+
+    series = PersonSeries(
+        times=[i / 10 for i in range(40)],
+        labels=["happy"] * 25 + ["sad"] * 15,  # smoothed labels lag the change at 2.0 s
+        changes=[LabelChange(2.0, 20, "happy", "sad")],
+    )
+    labels = series.dated_labels()
+    assert labels.count("happy") == 20 and labels.count("sad") == 20
+
+
+def test_video_suffixes() -> None:
+    assert is_video_path("a/B.MP4") and is_video_path("x.webm") and is_video_path("c.mkv")
+    assert not is_video_path("face.jpg")
+
+
+def _crossing(seconds: float, fps: float) -> tuple[list[ActorScript], list[np.ndarray]]:
+    left, right = DETECTABLE_SEEDS[0], DETECTABLE_SEEDS[2]
+    actors = [
+        ActorScript(left, 130, (20, 150), (490, 210)),
+        ActorScript(right, 130, (490, 200), (20, 140)),  # drawn over the first one
+    ]
+    frames = [
+        render_frame(actors, i / fps, seconds, (640, 480)) for i in range(round(seconds * fps))
+    ]
+    return actors, frames
+
+
+def test_tracker_keeps_person_ids_through_a_crossing() -> None:
+    seconds, fps = 4.0, 10.0
+    _, frames = _crossing(seconds, fps)
+    tracker = FaceTracker()
+    paths: dict[int, list[tuple[float, int]]] = {}
+    for i, frame in enumerate(frames):
+        for person, box in tracker.update(frame, i / fps):
+            paths.setdefault(person, []).append((i / fps, box.x + box.w // 2))
+    long_tracks = {p: path for p, path in paths.items() if len(path) >= 0.5 * len(frames)}
+    assert sorted(long_tracks) == [1, 2], {p: len(v) for p, v in paths.items()}
+    for person, path in long_tracks.items():
+        xs = [x for _, x in path]
+        start_left = xs[0] < 320
+        # Each id stays on its own face: it ends on the side it was heading to ...
+        assert (xs[-1] > 320) == start_left, (person, path)
+        # ... and never jumps back by more than a few pixels between frames it was seen in.
+        steps = np.diff(xs) * (1 if start_left else -1)
+        assert steps.min() > -15, (person, path)
+        assert path[-1][0] >= seconds - 0.5  # followed to the end
+    assert tracker.full_scans < len(frames)  # the detector did not scan every whole frame
+
+
+def test_missing_and_broken_files_are_refused_with_one_line(tmp_path) -> None:
+    with pytest.raises(VideoError, match="no such file"):
+        VideoSource(tmp_path / "missing.mp4")
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoError, match="empty file"):
+        VideoSource(empty)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).bytes(5000))
+    with pytest.raises(VideoError, match="cannot be opened as a video"):
+        VideoSource(junk)
