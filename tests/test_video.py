@@ -147,3 +147,12 @@ def test_missing_and_broken_files_are_refused_with_one_line(tmp_path) -> None:
     junk.write_bytes(np.random.default_rng(0).bytes(5000))
     with pytest.raises(VideoError, match="cannot be opened as a video"):
         VideoSource(junk)
+
+
+def test_grayscale_crops_match_the_training_conversion_bit_for_bit() -> None:
+    from emotion_tf.faces.crop import convert_channels
+    from emotion_tf.video.analyze import to_model_channels
+
+    rgb = np.random.default_rng(3).integers(0, 256, (120, 90, 3), np.uint8)
+    assert np.array_equal(to_model_channels(rgb, 1), convert_channels(rgb, 1))
+    assert to_model_channels(rgb, 3) is rgb

@@ -9,6 +9,7 @@ files and `watch` on live sources, so both give the same rows for the same frame
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -145,22 +146,61 @@ class FrameAnalyzer:
     def warm_up(self) -> None:
         """Run the classifier and the detector once, so the first real frame is not slow
         (a live source would drop frames while TensorFlow traces the model)."""
+        import tensorflow as tf
+
         size, channels = self.model.input_size, self.model.channels
-        self.model.predict_images(np.zeros((1, size, size, channels), np.uint8))
+        blank = np.zeros((size + 1, size + 1, channels), np.uint8)
+        resized = _resizer(size, channels)(tf.constant(blank)).numpy()
+        self.model.predict_images(np.stack([resized, resized]))
+        self.model.predict_images(blank[None])
         self.tracker.detector.detect(np.zeros((64, 64, 3), np.uint8))
 
     def _classify(self, image: np.ndarray, boxes: list[FaceBox]) -> np.ndarray:
+        """Class probabilities of each box's crop, cut and resized like `predict`'s.
+
+        One face goes to the export as it is (the export resizes it in its graph); several
+        are resized to the model size first so they go in one batch.
+        """
         import tensorflow as tf
 
-        from emotion_tf.preprocess import resize_uint8
-
-        size, channels = self.model.input_size, self.model.channels
         crops = [
-            resize_uint8(tf.constant(crop_face(image, box, self.margin, channels)), size).numpy()
+            to_model_channels(crop_face(image, box, self.margin), self.model.channels)
             for box in boxes
         ]
-        outputs = self.model.predict_images(np.stack(crops))
+        if len(crops) == 1:
+            batch = crops[0][None]
+        else:
+            resize = _resizer(self.model.input_size, self.model.channels)
+            batch = np.stack([resize(tf.constant(crop)).numpy() for crop in crops])
+        outputs = self.model.predict_images(batch)
         return np.asarray(outputs["probabilities"], dtype=np.float64)
+
+
+# TF's rgb_to_grayscale weights; with its uint8 <-> float conversions (x / 255, then x * 255.5
+# truncated) the result equals `emotion_tf.faces.crop.convert_channels` bit for bit, at a
+# fiftieth of the cost of the eager TF op.
+_GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], np.float32)
+
+
+def to_model_channels(crop: np.ndarray, channels: int) -> np.ndarray:
+    """An RGB uint8 crop as the model's channels (1: TF's grayscale conversion, exactly)."""
+    if channels == 3:
+        return crop
+    gray = (crop.astype(np.float32) * np.float32(1 / 255)) @ _GRAY_WEIGHTS
+    return (gray * np.float32(255.5)).astype(np.uint8)[..., None]
+
+
+@functools.lru_cache(maxsize=4)
+def _resizer(size: int, channels: int) -> Any:
+    """`resize_uint8` to `size` as a traced function (the eager op costs ~3x as much)."""
+    import tensorflow as tf
+
+    from emotion_tf.preprocess import resize_uint8
+
+    return tf.function(
+        lambda image: resize_uint8(image, size),
+        input_signature=[tf.TensorSpec([None, None, channels], tf.uint8)],
+    )
 
 
 class VideoAnalysis:

@@ -1,5 +1,6 @@
-"""Generated test videos: the demo set's schematic faces moving over a plain background and
-changing expression at given moments (used by the tests, benchmarks/video.py and the docs)."""
+"""Generated videos: the demo set's schematic faces moving over a plain background and
+changing expression at given moments, and a tiny model that tells those faces apart (used by
+the tests, benchmarks/video.py and the figure in docs/video.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import numpy as np
 # Faces of the demo generator (jitter 0) that the default Haar detector finds, happy and sad
 # alike, at 100-160 px (checked by tests/test_video.py).
 DETECTABLE_SEEDS: tuple[int, ...] = (0, 2, 4, 5, 7, 9, 14, 22)
+# Faces the tiny demo model is trained on.
+MODEL_SEEDS = DETECTABLE_SEEDS[:5]
 FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
 
 
@@ -96,3 +99,95 @@ def write_demo_video(
     finally:
         writer.release()
     return path
+
+
+def face_crops(
+    seeds: tuple[int, ...], per_face: int, size: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crops of the demo faces as the tracker cuts them (shifted and scaled a little), resized
+    to `size`: uint8 [n, size, size, 3] and labels (0 happy, 1 sad)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for face_seed in seeds:
+        for label, expression in enumerate(("happy", "sad")):
+            face = face_pixels(face_seed, expression, 160)
+            padded = cv2.copyMakeBorder(face, 40, 40, 40, 40, cv2.BORDER_REPLICATE)
+            for _ in range(per_face):
+                side = int(rng.integers(110, 170))
+                x = 40 + 80 - side // 2 + int(rng.integers(-12, 13))
+                y = 40 + 80 - side // 2 + int(rng.integers(-12, 13))
+                crop = padded[max(0, y) : y + side, max(0, x) : x + side]
+                images.append(cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
+                labels.append(label)
+    return np.stack(images), np.array(labels)
+
+
+def train_face_model(out_dir: Path, size: int = 32, epochs: int = 8) -> Path:
+    """Export of a tiny AlexNet (`size` px, width 1/16) trained for a few seconds on crops of
+    MODEL_SEEDS' faces: it tells the demo videos' happy and sad faces apart (and little else)."""
+    import keras
+
+    from emotion_tf.config import ModelConfig
+    from emotion_tf.export import export_model
+    from emotion_tf.model.alexnet import build_alexnet
+
+    keras.utils.set_random_seed(0)
+    images, labels = face_crops(MODEL_SEEDS, 24, size)
+    model = build_alexnet(ModelConfig(input_size=size, channels=3, width=0.0625), 2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    model.fit(
+        images.astype("float32"),
+        labels.astype("int32"),
+        batch_size=16,
+        epochs=epochs,
+        shuffle=True,
+        verbose=0,
+    )
+    return export_model(model, out_dir, ["happy", "sad"], warmup=False)
+
+
+def two_people(seconds: float = 6.0) -> list[ActorScript]:
+    """Two faces that cross: the first turns sad at 40% of the video, the second happy at 70%."""
+    return [
+        ActorScript(
+            DETECTABLE_SEEDS[0],
+            130,
+            (30, 140),
+            (480, 200),
+            ((0.0, "happy"), (0.4 * seconds, "sad")),
+        ),
+        ActorScript(
+            DETECTABLE_SEEDS[2],
+            120,
+            (480, 230),
+            (40, 150),
+            ((0.0, "sad"), (0.7 * seconds, "happy")),
+        ),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m emotion_tf.video.demo OUT`: OUT/two_people.mp4 and OUT/model (tiny export)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m emotion_tf.video.demo",
+        description="Write a demo video of two faces that cross and change expression, and a "
+        "tiny model trained on those faces.",
+    )
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--fps", type=float, default=15.0)
+    args = parser.parse_args(argv)
+    video = write_demo_video(
+        args.out_dir / "two_people.mp4", two_people(args.seconds), args.seconds, args.fps
+    )
+    print(video)
+    print(train_face_model(args.out_dir / "model"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,11 +1,12 @@
 """Link the faces of consecutive frames into tracks with stable person ids.
 
-The face detector scans the whole frame only every `rescan_s` seconds (and whenever nobody is
-being tracked); on the frames between, it scans only a small window around where each tracked
-face is expected (its last box moved by its velocity), downscaled so the face is about
-`window_face_px` pixels wide. Candidates are matched to tracks greedily by overlap with the
-expected boxes; a face that stays hidden (e.g. behind another one that crosses it) keeps moving
-at its last velocity for up to `max_missing_s` seconds before its track ends. Any detector with
+The face detector scans the whole frame (downscaled to at most `scan_side` pixels) only every
+`rescan_s` seconds, and whenever nobody is being tracked; on the frames between, it scans only
+a small window around where each tracked face is expected (its last box moved by its
+velocity), downscaled so the face is about `window_face_px` pixels wide. Candidates are
+matched to tracks greedily by overlap with the expected boxes; a face that stays hidden (e.g.
+behind another one that crosses it) keeps moving at its last velocity for up to
+`max_missing_s` seconds before its track ends. Any detector with
 `detect(image) -> list[FaceBox]` (emotion_tf.faces.locate.Detector) works.
 """
 
@@ -83,9 +84,9 @@ class FaceTracker:
         detector: Detector | None = None,
         rescan_s: float = 0.5,
         max_missing_s: float = 1.0,
-        scan_side: int = 640,
+        scan_side: int = 480,
         window_scale: float = 2.0,
-        window_face_px: int = 48,
+        window_face_px: int = 40,
     ):
         if rescan_s < 0 or max_missing_s < 0:
             raise ConfigError(
