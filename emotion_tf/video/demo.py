@@ -149,45 +149,20 @@ def train_face_model(out_dir: Path, size: int = 32, epochs: int = 8) -> Path:
 
 
 def two_people(seconds: float = 6.0) -> list[ActorScript]:
-    """Two faces that cross: the first turns sad at 40% of the video, the second happy at 70%."""
+    """Two faces that cross: the first turns sad at 25% of the video, the second happy at 75%."""
     return [
         ActorScript(
             DETECTABLE_SEEDS[0],
             130,
             (30, 140),
             (480, 200),
-            ((0.0, "happy"), (0.4 * seconds, "sad")),
+            ((0.0, "happy"), (0.25 * seconds, "sad")),
         ),
         ActorScript(
             DETECTABLE_SEEDS[2],
             120,
             (480, 230),
             (40, 150),
-            ((0.0, "sad"), (0.7 * seconds, "happy")),
+            ((0.0, "sad"), (0.75 * seconds, "happy")),
         ),
     ]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m emotion_tf.video.demo OUT`: OUT/two_people.mp4 and OUT/model (tiny export)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m emotion_tf.video.demo",
-        description="Write a demo video of two faces that cross and change expression, and a "
-        "tiny model trained on those faces.",
-    )
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--fps", type=float, default=15.0)
-    args = parser.parse_args(argv)
-    video = write_demo_video(
-        args.out_dir / "two_people.mp4", two_people(args.seconds), args.seconds, args.fps
-    )
-    print(video)
-    print(train_face_model(args.out_dir / "model"))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,9 +4,9 @@ The face detector scans the whole frame (downscaled to at most `scan_side` pixel
 `rescan_s` seconds, and whenever nobody is being tracked; on the frames between, it scans only
 a small window around where each tracked face is expected (its last box moved by its
 velocity), downscaled so the face is about `window_face_px` pixels wide. Candidates are
-matched to tracks greedily by overlap with the expected boxes; a face that stays hidden (e.g.
-behind another one that crosses it) keeps moving at its last velocity for up to
-`max_missing_s` seconds before its track ends. Any detector with
+matched to tracks greedily by overlap with the expected boxes; new people are only taken from
+whole-frame scans. A face that stays hidden (e.g. behind another one that crosses it) keeps
+moving at its last velocity for up to `max_missing_s` seconds before its track ends. Any detector with
 `detect(image) -> list[FaceBox]` (emotion_tf.faces.locate.Detector) works.
 """
 
@@ -83,7 +83,7 @@ class FaceTracker:
         self,
         detector: Detector | None = None,
         rescan_s: float = 0.5,
-        max_missing_s: float = 1.0,
+        max_missing_s: float = 2.0,
         scan_side: int = 480,
         window_scale: float = 2.0,
         window_face_px: int = 40,
@@ -114,16 +114,21 @@ class FaceTracker:
             or time_s - self._last_scan >= self.rescan_s - 1e-9
         )
         if full:
-            candidates = self._scan_frame(image)
             self._last_scan = time_s
-            matched = self._assign(candidates, time_s, create=True)
-            lost = [t for t in self.tracks if t.person not in {p for p, _ in matched}]
+            matched, unused = self._assign(self._scan_frame(image), time_s)
+            seen = {person for person, _ in matched}
+            lost = [t for t in self.tracks if t.person not in seen]
             if lost:  # a smaller or fainter face the whole-frame scan missed
-                extra = self._scan_windows(image, lost, time_s)
-                matched += self._assign(extra, time_s, create=False, tracks=lost)
-        else:
-            candidates = self._scan_windows(image, self.tracks, time_s)
-            matched = self._assign(candidates, time_s, create=True)
+                extra = _apart(self._scan_windows(image, lost, time_s), matched)
+                matched += self._assign(extra, time_s, tracks=lost)[0]
+        else:  # leftovers of windows around known faces are those faces at odd scales
+            matched, unused = self._assign(self._scan_windows(image, self.tracks, time_s), time_s)
+            unused = []
+        for box in _apart(unused, matched):  # new faces; not a second box on a known one
+            track = Track(self._next_person, box, time_s, time_s)
+            self._next_person += 1
+            self.tracks.append(track)
+            matched.append((track.person, box))
         return sorted(matched, key=lambda item: (-item[1].area, item[0]))
 
     def _scan_frame(self, image: np.ndarray) -> list[FaceBox]:
@@ -164,12 +169,10 @@ class FaceTracker:
         return dedupe(sorted(found, key=lambda b: -(b.score or 0.0)))
 
     def _assign(
-        self,
-        candidates: list[FaceBox],
-        time_s: float,
-        create: bool,
-        tracks: list[Track] | None = None,
-    ) -> list[tuple[int, FaceBox]]:
+        self, candidates: list[FaceBox], time_s: float, tracks: list[Track] | None = None
+    ) -> tuple[list[tuple[int, FaceBox]], list[FaceBox]]:
+        """Match candidates to tracks (best continuations first) and move the matched tracks;
+        returns the (person, box) pairs and the candidates left over."""
         tracks = self.tracks if tracks is None else tracks
         expected = [t.expected_box(time_s) for t in tracks]
         pairs = sorted(
@@ -190,14 +193,23 @@ class FaceTracker:
             used_candidates.add(ci)
             tracks[ti].move_to(candidates[ci], time_s)
             matched.append((tracks[ti].person, candidates[ci]))
-        if create:
-            for ci, box in enumerate(candidates):
-                if ci not in used_candidates:
-                    track = Track(self._next_person, box, time_s, time_s)
-                    self._next_person += 1
-                    self.tracks.append(track)
-                    matched.append((track.person, box))
-        return matched
+        unused = [c for ci, c in enumerate(candidates) if ci not in used_candidates]
+        return matched, unused
+
+
+def _apart(boxes: list[FaceBox], matched: list[tuple[int, FaceBox]]) -> list[FaceBox]:
+    """The boxes that are not on a face already matched (overlap, or centre inside it)."""
+    taken = [box for _, box in matched]
+    return [
+        box
+        for box in boxes
+        if all(box.iou(other) <= 0.3 and not _inside(_centre(box), other) for other in taken)
+        and all(not _inside(_centre(other), box) for other in taken)
+    ]
+
+
+def _inside(point: tuple[float, float], box: FaceBox) -> bool:
+    return box.x <= point[0] <= box.x + box.w and box.y <= point[1] <= box.y + box.h
 
 
 def _scaled(box: FaceBox, factor: float, dx: int, dy: int) -> FaceBox:
