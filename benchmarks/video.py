@@ -239,7 +239,7 @@ print("FERRESULT", json.dumps({{"wall": wall, "cpu": cpu, "rows": len(result)}})
     return fps
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each video")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the videos")
@@ -250,7 +250,7 @@ def main() -> None:
         help="folder with the fer package (pip install --no-deps --target DIR fer pandas tqdm "
         "python-dateutil pytz tzdata) for the side-by-side figure",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.smoke:
         args.seconds, args.fps, args.rounds = 1.0, 10.0, 1
     report = Report("video", args)
@@ -293,7 +293,8 @@ def main() -> None:
         else:
             log("fer side by side skipped: no --fer-path (see benchmarks/README.md)")
     report.finish()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -28,6 +28,7 @@ SCRIPTS = (
     "precision",
     "predict_latency",
     "input_pipeline",
+    "video",
 )
 
 
@@ -133,6 +134,18 @@ def test_input_pipeline_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
         "resize",
         *details["augment_cost_us_per_image"],
     }
+
+
+def test_video_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "video.json"
+    assert _load("video").main(["--smoke", "--out", str(out)]) == 0
+    report = _check_report(
+        out,
+        capsys.readouterr().out,
+        {"fps", "cpu_ms_per_frame", "export_serving_images_ms", "keras_call_ms"},
+    )
+    names = {f["name"] for f in report["figures"]}
+    assert {"video.one_face.end_to_end.fps", "video.four_faces.end_to_end.fps"} <= names
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])

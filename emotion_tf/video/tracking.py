@@ -6,8 +6,8 @@ a small window around where each tracked face is expected (its last box moved by
 velocity), downscaled so the face is about `window_face_px` pixels wide. Candidates are
 matched to tracks greedily by overlap with the expected boxes; new people are only taken from
 whole-frame scans. A face that stays hidden (e.g. behind another one that crosses it) keeps
-moving at its last velocity for up to `max_missing_s` seconds before its track ends. Any detector with
-`detect(image) -> list[FaceBox]` (emotion_tf.faces.locate.Detector) works.
+moving at its last velocity for up to `max_missing_s` seconds before its track ends. Any
+detector with `detect(image) -> list[FaceBox]` (emotion_tf.faces.locate.Detector) works.
 """
 
 from __future__ import annotations
