@@ -1,19 +1,93 @@
-"""Evaluate an export on a folder of class sub-folders."""
+"""The one evaluation path: a Keras model on a split, and an export on a folder.
+
+`predict_split` is what `train` writes to metrics.json and what the report recomputes: the same
+images in the same order, with the run's test-time flip. `evaluate_export` runs the SavedModel
+(whose signatures apply the same flip) for `emotion-tf evaluate`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
+from emotion_tf.config import Config
 from emotion_tf.data.files import discover_classes, list_split
+from emotion_tf.data.pipeline import Split, decoded_examples
 from emotion_tf.errors import DataError
 from emotion_tf.export import LoadedExport
 from emotion_tf.faces.crop import DEFAULT_MARGIN
 from emotion_tf.faces.locate import Detector, FaceMode, Fallback, check_mode
 from emotion_tf.metrics import classification_metrics
 from emotion_tf.predict import NO_FACE, PredictionRow, predict_faces, predict_paths
+
+
+@dataclasses.dataclass
+class Mistake:
+    image: np.ndarray  # uint8 [size, size, channels], as the model saw it
+    true_index: int
+    predicted_index: int
+    confidence: float
+    position: int  # index of the example in the split's order
+
+
+@dataclasses.dataclass
+class SplitPredictions:
+    labels: np.ndarray  # [N] true class indices
+    probabilities: np.ndarray  # [N, classes]
+    mistakes: list[Mistake]  # most confident first
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.probabilities.argmax(axis=1) == self.labels).mean())
+
+
+def predict_split(
+    model: Any, split: Split, config: Config, flip: bool, keep_mistakes: int = 0
+) -> SplitPredictions:
+    """Predict every example of `split` (files or TFRecords) in order with a Keras model.
+
+    `flip` averages each image's probabilities with its mirror image's (`model.test_time_flip`).
+    Keeps the images of the `keep_mistakes` most confident mistakes.
+    """
+    dataset = decoded_examples(split, config.model.input_size, config.model.channels)
+    dataset = dataset.batch(config.data.batch_size).prefetch(tf.data.AUTOTUNE)
+    labels, probabilities = [], []
+    heap: list[tuple[float, int, Mistake]] = []
+    position = 0
+    for images, batch_labels in dataset:
+        pixels = tf.cast(images, tf.float32)
+        probs = np.asarray(model(pixels, training=False), dtype=np.float64)
+        if flip:
+            mirrored = model(tf.reverse(pixels, axis=[2]), training=False)
+            probs = (probs + np.asarray(mirrored, dtype=np.float64)) / 2
+        truth = batch_labels.numpy()
+        predicted = probs.argmax(axis=1)
+        wrong = np.flatnonzero(predicted != truth) if keep_mistakes else []
+        for i in wrong:
+            index = position + int(i)
+            confidence = float(probs[i, predicted[i]])
+            rank = (confidence, -index)  # ties: the earlier example wins
+            if len(heap) >= keep_mistakes and rank <= heap[0][:2]:
+                continue
+            mistake = Mistake(
+                images[i].numpy(), int(truth[i]), int(predicted[i]), confidence, index
+            )
+            if len(heap) < keep_mistakes:
+                heapq.heappush(heap, (*rank, mistake))
+            else:
+                heapq.heapreplace(heap, (*rank, mistake))
+        labels.append(truth)
+        probabilities.append(probs)
+        position += len(truth)
+    if not labels:
+        raise DataError("the split produced no images to evaluate")
+    mistakes = [entry[2] for entry in sorted(heap, key=lambda e: (-e[0], -e[1]))]
+    return SplitPredictions(np.concatenate(labels), np.concatenate(probabilities), mistakes)
 
 
 def resolve_eval_dir(data_dir: Path) -> Path:

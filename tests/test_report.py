@@ -34,8 +34,11 @@ def run_dir(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     from emotion_tf.train.trainer import train
 
     run = tmp_path_factory.mktemp("report") / "run"
+    # With the test-time flip: the report must evaluate the way training's final evaluation did.
     overrides = tiny_overrides(
-        run, tiny_data_dir, **{"train.epochs": 2, "train.strategy": "default"}
+        run,
+        tiny_data_dir,
+        **{"train.epochs": 2, "train.strategy": "default", "model.test_time_flip": "true"},
     )
     train(load_config(None, overrides), export=False)
     return run
@@ -117,6 +120,20 @@ def test_validation_predictions_agree_with_metrics_json(run_dir: Path) -> None:
     truth = np.array([r["true"] == "sad" for r in rows], dtype=np.int64)
     assert roc_auc(truth, probs[:, 1]) == pytest.approx(metrics["roc_auc"], abs=1e-6)
     assert all(Path(r["path"]).is_file() for r in rows)
+
+
+def test_report_of_a_flipped_run_has_no_warning(run_dir: Path) -> None:
+    """Nothing changed since training, so the recomputed predictions match metrics.json."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    report = build_report(run_dir, out_dir=run_dir / "again")
+    assert report.notes == []
+    html = (run_dir / "again" / "report.html").read_text()
+    assert "differ from metrics.json" not in html
+    rows = list(csv.DictReader((run_dir / "again" / "validation_predictions.csv").open()))
+    probs = np.array([[float(r["happy"]), float(r["sad"])] for r in rows])
+    truth = np.array([r["true"] == "sad" for r in rows], dtype=np.int64)
+    assert np.mean(probs.argmax(axis=1) == truth) == pytest.approx(metrics["accuracy"], abs=1e-9)
+    assert roc_auc(truth, probs[:, 1]) == pytest.approx(metrics["roc_auc"], abs=1e-6)
 
 
 def test_report_command_rewrites_into_another_folder(run_dir: Path, tmp_path: Path) -> None:

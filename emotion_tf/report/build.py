@@ -80,9 +80,11 @@ def build_report(
             from emotion_tf.report.predictions import validation_split
 
             validation = validation_split(config, run_info, data_dir)
-        from emotion_tf.report.predictions import predict_validation
+        from emotion_tf.evaluate import predict_split  # TensorFlow: only when predicting
 
-        predictions = predict_validation(model, validation, config, keep=mistakes)
+        predictions = predict_split(
+            model, validation, config, flip=config.model.test_time_flip, keep_mistakes=mistakes
+        )
     except Exception as err:  # the rest of the report is still worth writing
         log.warning("report: no validation predictions (%s: %s)", type(err).__name__, err)
         notes.append(
@@ -90,7 +92,7 @@ def build_report(
             "and the mistakes grid are left out."
         )
     if predictions is not None:
-        accuracy = float((predictions.probabilities.argmax(1) == predictions.labels).mean())
+        accuracy = predictions.accuracy
         if (
             len(predictions.labels) != metrics.get("count")
             or abs(accuracy - metrics.get("accuracy", accuracy)) > 1e-6

@@ -27,7 +27,6 @@ from emotion_tf.data.files import (
 )
 from emotion_tf.data.pipeline import (
     Split,
-    build_dataset,
     num_examples,
     training_epochs,
     unaugmented_training_batches,
@@ -35,6 +34,7 @@ from emotion_tf.data.pipeline import (
 )
 from emotion_tf.data.tfrecord import is_tfrecord_dir, load_record_splits, read_manifest
 from emotion_tf.errors import ConfigError
+from emotion_tf.evaluate import predict_split
 from emotion_tf.export import export_model
 from emotion_tf.io_utils import atomic_save_model, atomic_write_json
 from emotion_tf.metrics import classification_metrics, headline
@@ -127,6 +127,15 @@ def build_optimizer(config: Config, steps_per_epoch: int) -> keras.optimizers.Op
     return keras.optimizers.Adam(rate, weight_decay=train.weight_decay or None, **ema)
 
 
+def check_precision(precision: str) -> None:
+    """Refuse float16 without a GPU: CPUs have no fast float16 maths, so it crawls or looks hung."""
+    if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+        raise ConfigError(
+            "train.precision=mixed_float16 needs a GPU (on a CPU float16 runs many times slower "
+            "than float32); use train.precision=mixed_bfloat16 on a CPU"
+        )
+
+
 def class_weights(files: Split) -> dict[int, float]:
     """Weights inversely proportional to class frequency, averaging 1 over the samples."""
     counts = np.array(list(files.counts().values()))
@@ -167,20 +176,6 @@ def load_training_data(config: Config) -> TrainingData:
         time.monotonic() - started,
     )
     return TrainingData(splits, skipped, "folders", file_list_hash(splits, data_dir))
-
-
-def predict_probabilities(
-    model: keras.Model, dataset: tf.data.Dataset, flip: bool = False
-) -> tuple[np.ndarray, ...]:
-    """True labels and predicted probabilities; `flip` averages each image with its mirror."""
-    labels, probs = [], []
-    for images, one_hot in dataset:
-        prob = model(images, training=False).numpy()
-        if flip:
-            prob = (prob + model(tf.reverse(images, axis=[2]), training=False).numpy()) / 2
-        probs.append(prob)
-        labels.append(np.argmax(one_hot.numpy(), axis=1))
-    return np.concatenate(labels), np.concatenate(probs)
 
 
 def _verbosity(setting: int) -> int:
@@ -239,6 +234,7 @@ def train(config: Config, export: bool = True) -> TrainResult:
     keras.utils.set_random_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
+    check_precision(config.train.precision)
     keras.mixed_precision.set_global_policy(config.train.precision)
     chief = is_chief()
     run = RunDir.of(config)
@@ -326,10 +322,8 @@ def train(config: Config, export: bool = True) -> TrainResult:
         checkpoint.kept = "last_epoch"
     elif chief and run.best_checkpoint.is_file():
         model = load_checkpoint(run.best_checkpoint)
-    labels, probabilities = predict_probabilities(
-        model, build_dataset(val_files, config, False), flip=config.model.test_time_flip
-    )
-    metrics = classification_metrics(labels, probabilities, class_names)
+    final = predict_split(model, val_files, config, flip=config.model.test_time_flip)
+    metrics = classification_metrics(final.labels, final.probabilities, class_names)
     metrics.update(
         {
             "split": "validation",
@@ -373,10 +367,7 @@ def _offer_weight_average(
     """
     bn_data = unaugmented_training_batches(train_files, config)
     apply_weight_average(model, bn_data, max_batches=AVERAGE_BATCHNORM_BATCHES)
-    labels, probabilities = predict_probabilities(
-        model, build_dataset(val_files, config, False), flip=False
-    )
-    accuracy = float(np.mean(np.argmax(probabilities, axis=1) == labels))
+    accuracy = predict_split(model, val_files, config, flip=False).accuracy
     log.info(
         "weight average (EMA %.4g): validation accuracy %.4f; best epoch %.4f",
         config.train.ema_momentum,
