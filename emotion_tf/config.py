@@ -160,7 +160,24 @@ class Config:
             "in [0, train.epochs)",
         )
         _check(bool(self.train.run_dir), "train.run_dir", self.train.run_dir, "a non-empty path")
+        self._check_optimizer()
         return self
+
+    def _check_optimizer(self) -> None:
+        """Refuse settings the chosen optimizer would silently ignore or misread."""
+        train = self.train
+        default_momentum = TrainConfig.momentum
+        if train.optimizer != "sgd" and train.momentum != default_momentum:
+            raise ConfigError(
+                f"train.momentum is used by the sgd optimizer only, not {train.optimizer}. "
+                f"Received: train.momentum={train.momentum!r} (set train.optimizer=sgd, or "
+                "leave train.momentum out)"
+            )
+        if train.optimizer == "adam" and train.weight_decay:
+            raise ConfigError(
+                "adam with weight decay is adamw in Keras 3: set train.optimizer=adamw. "
+                f"Received: train.weight_decay={train.weight_decay!r} with train.optimizer=adam"
+            )
 
 
 def _check(ok: bool, key: str, value: Any, expected: str) -> None:

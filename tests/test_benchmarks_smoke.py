@@ -148,12 +148,38 @@ def test_video_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert {"video.one_face.end_to_end.fps", "video.four_faces.end_to_end.fps"} <= names
 
 
+def _has_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def test_float16_without_a_gpu_is_refused(tiny_data_dir: Path, tmp_path: Path) -> None:
+    if _has_gpu():
+        pytest.skip("float16 is refused only without a GPU")
+    from click.testing import CliRunner
+
+    from emotion_tf.cli import main
+
+    overrides = tiny_overrides(
+        tmp_path / "run", tiny_data_dir, **{"train.precision": "mixed_float16"}
+    )
+    result = CliRunner().invoke(main, ["train", *[a for o in overrides for a in ("--set", o)]])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: train.precision=mixed_float16 needs a GPU")
+    assert "mixed_bfloat16" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "run" / "best.keras").exists()
+
+
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains_and_exports(
     precision: str, tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     """Mixed precision trains, keeps float32 probabilities, and exports a working SavedModel."""
     import keras
+
+    if precision == "mixed_float16" and not _has_gpu():
+        pytest.skip("float16 needs a GPU (refused on a CPU)")
 
     from emotion_tf.config import load_config
     from emotion_tf.export import LoadedExport

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from emotion_tf.config import Config, load_config, parse_override
 from emotion_tf.errors import ConfigError
@@ -16,9 +17,49 @@ def test_defaults_validate():
     assert config.model.input_size == 227
 
 
-def test_shipped_configs_load():
-    for path in sorted((REPO / "configs").glob("*.yaml")):
-        load_config(path)
+def _leaves(tree: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load_and_apply_every_key(path: Path):
+    """Each key a shipped config sets reaches the loaded Config with the value written."""
+    config = load_config(path)
+    written = _leaves(yaml.safe_load(path.read_text()))
+    assert written, f"{path} sets nothing"
+    loaded = _leaves(config.to_dict())
+    for key, value in written.items():
+        assert loaded[key] == value, key
+
+
+def test_configs_folder_has_the_documented_recipes():
+    assert {"default.yaml", "fer2013.yaml"} <= {p.name for p in (REPO / "configs").glob("*.yaml")}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.optimizer=adam", "train.momentum=0.5"], "train.momentum is used by the sgd"),
+        (["train.optimizer=adamw", "train.momentum=0.5"], "train.momentum is used by the sgd"),
+        (["train.optimizer=adam", "train.weight_decay=0.01"], "set train.optimizer=adamw"),
+    ],
+)
+def test_options_the_optimizer_ignores_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_options_the_optimizer_uses_are_accepted():
+    sgd = load_config(None, ["train.optimizer=sgd", "train.momentum=0.5"])
+    assert sgd.train.momentum == 0.5
+    adamw = load_config(None, ["train.optimizer=adamw", "train.weight_decay=0.01"])
+    assert adamw.train.weight_decay == 0.01
 
 
 def test_override_parses_yaml_values():
