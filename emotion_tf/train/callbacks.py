@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 
 import keras
@@ -125,20 +126,21 @@ class EpochSeeds(keras.callbacks.Callback):
             state.assign([base, epoch << 32])
 
 
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` whose backups survive being killed at any moment.
+class AtomicBackupAndRestore(keras.callbacks.Callback):
+    """Back up every epoch so that a killed run resumes where it stopped (public hooks only).
 
-    Keras rewrites its one backup file in place, so a kill during the write leaves nothing
-    loadable. Here each epoch's weights (and optimizer state) go to a temp file renamed to
-    `epoch-NNNN.weights.h5`, then `state.json` is replaced atomically to point at it; the
-    previous epoch's file is kept until the next one is complete, which also lets the workers
-    of a multi-worker job agree on an epoch they all have (`saved_epochs`).
+    Keras' `BackupAndRestore` rewrites its one backup file in place, so a kill during the write
+    leaves nothing loadable. Here each epoch's weights (and optimizer state) go to a temp file
+    renamed to `epoch-NNNN.weights.h5`, then `state.json` is replaced atomically to point at
+    it; the previous epoch's file is kept until the next one is complete, which also lets the
+    workers of a multi-worker job agree on an epoch they all have (`saved_epochs`). The run
+    passes the resumed epoch to `fit(initial_epoch=...)`; a finished run deletes the backup.
     """
 
     STATE_FILE = "state.json"
 
     def __init__(self, backup_dir: Path, resume_epoch: int = 0):
-        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=True)
+        super().__init__()
         self.dir = Path(backup_dir)
         self.resume_epoch = resume_epoch
 
@@ -156,10 +158,6 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         return f"epoch-{epoch:04d}.weights.h5"
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self._load_model()
-
-    def _load_model(self) -> None:
-        self._current_epoch = self.resume_epoch
         if not self.resume_epoch:
             return
         path = self.dir / self.weights_name(self.resume_epoch)
@@ -172,13 +170,15 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 f"cannot restore the backup {path} ({err}); it does not fit this model. "
                 f"Delete {self.dir} to start the run from scratch."
             ) from err
-        self.model._initial_epoch = self.resume_epoch
 
-    def _save_model(self) -> None:
-        epoch = self._current_epoch
-        atomic_save_weights(self.model, self.dir / self.weights_name(epoch))
-        keep = sorted({*self.saved_epochs(self.dir)[-1:], epoch})
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        finished = epoch + 1
+        atomic_save_weights(self.model, self.dir / self.weights_name(finished))
+        keep = sorted({*self.saved_epochs(self.dir)[-1:], finished})
         atomic_write_json(self.dir / self.STATE_FILE, {"epochs": keep})
         for old in self.dir.glob("epoch-*.weights.h5"):
             if old.name not in {self.weights_name(e) for e in keep}:
                 old.unlink(missing_ok=True)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)  # the run finished: nothing to resume
