@@ -76,10 +76,13 @@ def export(run_dir: str, export_dir: str | None, version: int | None) -> None:
 
 
 def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
+    from emotion_tf.predict import as_face_row
+
+    # The same keys as with --faces: programs need not know which was used.
     if fmt == "json":
-        return json.dumps([row.to_dict() for row in rows], indent=2)
+        return json.dumps([as_face_row(row).to_dict() for row in rows], indent=2)
     if fmt == "jsonl":
-        return "\n".join(json.dumps(row.to_dict()) for row in rows)
+        return "\n".join(json.dumps(as_face_row(row).to_dict()) for row in rows)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer)

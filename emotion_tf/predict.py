@@ -262,6 +262,11 @@ def _face_rows(
     return rows
 
 
+def as_face_row(row: PredictionRow) -> FacePredictionRow:
+    """A row with the face fields (null where no face was looked for): stable JSON keys."""
+    return row if isinstance(row, FacePredictionRow) else FacePredictionRow(**row.to_dict())
+
+
 def as_plain_row(row: PredictionRow) -> PredictionRow:
     """The `--faces none` form of a row (drops the face columns)."""
     return PredictionRow(row.path, row.label, row.confidence, row.probabilities, row.error)

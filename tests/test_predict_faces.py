@@ -18,7 +18,7 @@ from emotion_tf.evaluate import evaluate_export
 from emotion_tf.export import LoadedExport
 from emotion_tf.faces.annotate import PALETTE
 from emotion_tf.faces.detector import FaceBox
-from emotion_tf.predict import FacePredictionRow, PredictionRow, predict_faces, predict_paths
+from emotion_tf.predict import FacePredictionRow, predict_faces, predict_paths
 from tests.faces_helpers import clutter, detectable_faces, fer_run, paste
 
 BOXES = [FaceBox(30, 40, 144, 144), FaceBox(240, 230, 192, 192), FaceBox(470, 50, 144, 144)]
@@ -146,17 +146,25 @@ def test_predict_cli_rows_per_face_csv_json_and_annotations(run, photos, tmp_pat
     assert "no face found" in table.stdout and "box [x, y, w, h]" in table.stdout
 
 
-def test_predict_cli_faces_none_keeps_the_plain_format(run, photos) -> None:
+def test_predict_cli_json_has_the_same_keys_with_and_without_faces(run, photos) -> None:
     face = str(photos["faces"][0])
-    result = CliRunner().invoke(
-        main, ["predict", str(run.export_path), face, "--faces", "none", "--format", "json"]
+    keys = set(FacePredictionRow.__dataclass_fields__)
+    records = {}
+    for mode in ("none", "detect"):
+        result = CliRunner().invoke(
+            main, ["predict", str(run.export_path), face, "--faces", mode, "--format", "json"]
+        )
+        assert result.exit_code == 0, result.output
+        [records[mode]] = json.loads(result.stdout)[:1]
+        assert set(records[mode]) == keys, mode
+    plain = records["none"]
+    assert (plain["face"], plain["box"], plain["score"], plain["no_face"]) == (
+        None,
+        None,
+        None,
+        False,
     )
-    assert result.exit_code == 0
-    [record] = json.loads(result.stdout)
-    assert set(record) == set(PredictionRow.__dataclass_fields__)
-    assert not set(FacePredictionRow.__dataclass_fields__) - set(
-        PredictionRow.__dataclass_fields__
-    ) & set(record)
+    assert plain["label"] in ("happy", "sad") and set(plain["probabilities"]) == {"happy", "sad"}
 
 
 def test_evaluate_on_photos_uses_the_largest_face(model, photos, tmp_path) -> None:
