@@ -9,8 +9,8 @@ wall-clock minutes; the 30-minute target is judged on it, so run this on an othe
 machine. Process CPU seconds / 2 / 60 is printed beside it: the minutes two cores would need if
 the job had them to itself, a lower bound that stays meaningful on a shared machine.
 
-    python benchmarks/accuracy.py
-    python benchmarks/accuracy.py --set train.epochs=5       # a quicker, weaker run
+    python -m benchmarks.accuracy
+    python -m benchmarks.accuracy --set train.epochs=5       # a quicker, weaker run
 """
 
 from __future__ import annotations
@@ -21,18 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
-    FER_RECIPE,
-    REPO_ROOT,
-    Figure,
-    Report,
-    base_parser,
-    log,
-    process_cpu_seconds,
-    shared_fer_dir,
-)
+from benchmarks.images import shared_fer_dir
+from benchmarks.machine import process_cpu_seconds
+from benchmarks.recipe import FER_RECIPE
+from benchmarks.report import REPO_ROOT, Figure, Report, base_parser, log
 
 TARGET_ACCURACY = 93.0  # percent, validation
 TARGET_SAD_RECALL = 88.0  # percent, validation

@@ -7,9 +7,9 @@ detections, how well the detector box grown by the crop margin reproduces the pa
 positives per canvas, and milliseconds per canvas. Synthetic schematic faces (the demo set's
 drawing code) are measured the same way.
 
-    python benchmarks/face_detectors.py --fer ../shared/data/fer2013-happy-sad
+    python -m benchmarks.face_detectors --fer ../shared/data/fer2013-happy-sad
     # optional reference: MediaPipe's BlazeFace .tflite files (not installable beside TF 2.21)
-    python benchmarks/face_detectors.py --fer ... --blazeface-dir /tmp/mp/models
+    python -m benchmarks.face_detectors --fer ... --blazeface-dir /tmp/mp/models
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ cache, shuffle, batch and augment), then each stage on its own to show which one
 read, + decode, + resize, cached batches without augmentation, and each augmentation layer.
 The model's consumption rate is its in-memory training throughput at the same size and batch.
 
-    python benchmarks/input_pipeline.py
-    python benchmarks/input_pipeline.py --cases gray48 --images 12000
+    python -m benchmarks.input_pipeline
+    python -m benchmarks.input_pipeline --cases gray48 --images 12000
 """
 
 from __future__ import annotations
@@ -18,21 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
-    Figure,
-    Report,
-    WorkDir,
-    base_parser,
-    calibrate,
-    fer_recipe_model,
-    image_source,
-    log,
-    make_jpegs,
-    median,
-    timed,
-)
+from benchmarks.images import WorkDir, image_source, make_jpegs
+from benchmarks.recipe import TINY, default_config, recipe_config
+from benchmarks.report import Figure, Report, base_parser, log
+from benchmarks.timing import calibrate, median, timed
 
 TARGET_MARGIN = 3.0
 AUGMENT_NAMES = ("flip", "rotation", "zoom", "translation", "brightness", "contrast")
@@ -42,37 +31,35 @@ AUGMENT_NAMES = ("flip", "rotation", "zoom", "translation", "brightness", "contr
 class Case:
     label: str
     jpeg_side: int
-    input_size: int
-    channels: int
-    width: float
-    normalization: str
-    batch_size: int
+    config: Any  # emotion_tf.config.Config: the model and pipeline measured
     images: int
+
+    @property
+    def input_size(self) -> int:
+        return self.config.model.input_size
+
+    @property
+    def channels(self) -> int:
+        return self.config.model.channels
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.data.batch_size
 
 
 def cases(args: Any) -> list[Case]:
-    fer = fer_recipe_model()
+    """gray48: the FER recipe on 48 px gray JPEGs; color300: canonical AlexNet on 300 px."""
     result = []
     for label in args.cases:
         if label == "gray48":
-            result.append(
-                Case(
-                    "gray48",
-                    48,
-                    fer["input_size"],
-                    1,
-                    fer["width"],
-                    fer["normalization"],
-                    fer["batch_size"],
-                    args.images or 4096,
-                )
-            )
+            result.append(Case("gray48", 48, recipe_config(), args.images or 4096))
         elif label == "color300":
-            result.append(Case("color300", 300, 227, 3, 1.0, "none", 64, args.images or 1024))
+            config = default_config("model.input_size=227", "data.batch_size=64")
+            result.append(Case("color300", 300, config, args.images or 1024))
         else:
             raise SystemExit(f"unknown case {label!r}: use gray48 and/or color300")
     if args.smoke:
-        result = [Case("smoke40", 40, 32, 3, 0.0625, "none", 8, 64)]
+        result = [Case("smoke40", 40, default_config(*TINY, "data.batch_size=8"), 64)]
     return result
 
 
@@ -126,7 +113,7 @@ def stage_datasets(paths: list[str], case: Case, config: Any) -> dict[str, Any]:
     stages["cached batches, no augment"] = (
         cached.shuffle(2048).batch(batch).map(lambda x: tf.cast(x, tf.float32)).prefetch(autotune)
     )
-    from keras_augment import build_keras_augmenter
+    from benchmarks.keras_augment import build_keras_augmenter
 
     whole = {
         "all (as shipped)": build_augmenter(config.data.augment),
@@ -168,16 +155,9 @@ def model_rate(case: Case, seconds: float) -> tuple[float, float]:
     import numpy as np
     import tensorflow as tf
 
-    from emotion_tf.config import ModelConfig
     from emotion_tf.model.alexnet import build_alexnet
 
-    config = ModelConfig(
-        input_size=case.input_size,
-        channels=case.channels,
-        width=case.width,
-        normalization=case.normalization,
-    )
-    model = build_alexnet(config, 2)
+    model = build_alexnet(case.config.model, 2)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="categorical_crossentropy")
     rng = np.random.default_rng(0)
     shape = (case.batch_size, case.input_size, case.input_size, case.channels)
@@ -196,7 +176,6 @@ def model_rate(case: Case, seconds: float) -> tuple[float, float]:
 
 
 def bench_case(case: Case, args: Any, work: Path, report: Report) -> None:
-    from emotion_tf.config import load_config
     from emotion_tf.data.files import list_split
     from emotion_tf.data.pipeline import build_dataset
 
@@ -204,13 +183,7 @@ def bench_case(case: Case, args: Any, work: Path, report: Report) -> None:
     log(f"{case.label}: writing {case.images} JPEGs of {case.jpeg_side} px ({image_source()})")
     make_jpegs(folder, case.images, case.jpeg_side, case.channels)
     files = list_split(folder)
-    overrides = [
-        f"model.input_size={case.input_size}",
-        f"model.channels={case.channels}",
-        f"data.batch_size={case.batch_size}",
-    ]
-    recipe = Path(__file__).resolve().parents[1] / "configs" / "fer2013.yaml"
-    config = load_config(recipe if case.label == "gray48" and recipe.is_file() else None, overrides)
+    config = case.config
 
     log(f"{case.label}: model consumption rate")
     consumption, model_cpu = model_rate(case, args.model_seconds)
@@ -253,9 +226,7 @@ def bench_case(case: Case, args: Any, work: Path, report: Report) -> None:
             return f"model {consumption:.0f} img/s"
         return f"model {consumption:.0f} img/s; limited by {limit}"
 
-    report.add(
-        Figure(f"input.{case.label}.model_consumption", consumption, "img/s")
-    )
+    report.add(Figure(f"input.{case.label}.model_consumption", consumption, "img/s"))
     report.add(
         Figure(
             f"input.{case.label}.first_epoch_vs_model",

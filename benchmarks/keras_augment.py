@@ -36,8 +36,9 @@ def keras_layers(config: Any) -> list[keras.layers.Layer]:
         layers.append(keras.layers.RandomZoom(config.zoom, fill_mode="reflect"))
     if config.translation:
         layers.append(
-            keras.layers.RandomTranslation(config.translation, config.translation,
-                                           fill_mode="reflect")
+            keras.layers.RandomTranslation(
+                config.translation, config.translation, fill_mode="reflect"
+            )
         )
     if config.brightness:
         layers.append(keras.layers.RandomBrightness(config.brightness, value_range=(0, 255)))

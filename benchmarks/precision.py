@@ -9,8 +9,8 @@ applies where the CPU has avx512_bf16 or AMX, or on a GPU; elsewhere it is repor
 float32 and once in mixed_bfloat16 and compares validation accuracy (target: within 0.5
 point). That takes as long as two full recipe runs, so it is off by default.
 
-    python benchmarks/precision.py
-    python benchmarks/precision.py --sizes fer --accuracy --accuracy-epochs 20
+    python -m benchmarks.precision
+    python -m benchmarks.precision --sizes fer --accuracy --accuracy-epochs 20
 """
 
 from __future__ import annotations
@@ -19,23 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
-    FER_RECIPE,
-    Figure,
-    Report,
-    WorkDir,
-    base_parser,
-    calibrate,
-    fer_recipe_model,
-    has_bf16_cpu,
-    interleaved,
-    log,
-    median,
-    ratios,
-    shared_fer_dir,
-)
+from benchmarks.images import WorkDir, shared_fer_dir
+from benchmarks.machine import has_bf16_cpu
+from benchmarks.recipe import FER_RECIPE, TINY, default_config, recipe_config
+from benchmarks.report import Figure, Report, base_parser, log
+from benchmarks.timing import calibrate, interleaved, median, ratios
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 TARGET_BF16 = 1.5
@@ -43,25 +31,19 @@ TARGET_ACCURACY_POINTS = 0.5
 
 
 def size_configs(args: Any) -> list[tuple[str, Any, int]]:
-    from emotion_tf.config import ModelConfig
-
+    """(label, ModelConfig, batch) per size: canonical AlexNet, or the FER recipe's model."""
     result = []
     for label in args.sizes:
         if label == "227":
-            result.append(("227px", ModelConfig(input_size=227, channels=3, width=1.0), 64))
+            result.append(("227px", default_config("model.input_size=227").model, 64))
         elif label == "fer":
-            fer = fer_recipe_model()
-            config = ModelConfig(
-                input_size=fer["input_size"],
-                channels=fer["channels"],
-                width=fer["width"],
-                normalization=fer["normalization"],
-            )
-            result.append((f"fer{fer['input_size']}px", config, fer["batch_size"]))
+            recipe = recipe_config()
+            label = f"fer{recipe.model.input_size}px"
+            result.append((label, recipe.model, recipe.data.batch_size))
         else:
             raise SystemExit(f"unknown size {label!r}: use 227 and/or fer")
     if args.smoke:
-        result = [("smoke32px", ModelConfig(input_size=32, channels=3, width=0.0625), 8)]
+        result = [("smoke32px", default_config(*TINY).model, 8)]
     return result
 
 

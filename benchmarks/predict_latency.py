@@ -11,8 +11,8 @@ and measures, in one process:
 - the `emotion-tf predict` command itself on N files and on 64 files (start-up included; the
   difference gives its rate per file once started).
 
-    python benchmarks/predict_latency.py
-    python benchmarks/predict_latency.py --sizes 227 --files 2000 --calls 500
+    python -m benchmarks.predict_latency
+    python -m benchmarks.predict_latency --sizes 227 --files 2000 --calls 500
 """
 
 from __future__ import annotations
@@ -25,49 +25,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
-    FER_FILE_SIZE,
-    Figure,
-    Report,
-    WorkDir,
-    base_parser,
-    fer_recipe_model,
-    image_source,
-    log,
-    make_jpegs,
-    median,
-    percentile,
-    timed,
-)
+from benchmarks.images import WorkDir, image_source, make_jpegs
+from benchmarks.recipe import FER_FILE_SIZE, TINY, default_config, recipe_config
+from benchmarks.report import Figure, Report, base_parser, log
+from benchmarks.timing import median, percentile, timed
 
 TARGET_LATENCY = 1.2
 TARGET_FOLDER = 0.8
 
 
 def size_specs(args: Any) -> list[tuple[str, Any, int]]:
-    """(label, ModelConfig, JPEG side) per size."""
-    from emotion_tf.config import ModelConfig
-
+    """(label, ModelConfig, JPEG side) per size: canonical AlexNet, or the FER recipe's model."""
     result = []
     for label in args.sizes:
         if label == "227":
-            result.append(("227px", ModelConfig(input_size=227, channels=3), args.jpeg_size_227))
+            config = default_config("model.input_size=227").model
+            result.append(("227px", config, args.jpeg_size_227))
         elif label == "fer":
-            fer = fer_recipe_model()
-            config = ModelConfig(
-                input_size=fer["input_size"],
-                channels=fer["channels"],
-                width=fer["width"],
-                normalization=fer["normalization"],
-            )
-            config.test_time_flip = bool(fer["test_time_flip"])
-            result.append((f"fer{fer['input_size']}px", config, FER_FILE_SIZE))
+            model = recipe_config().model
+            result.append((f"fer{model.input_size}px", model, FER_FILE_SIZE))
         else:
             raise SystemExit(f"unknown size {label!r}: use 227 and/or fer")
     if args.smoke:
-        result = [("smoke32px", ModelConfig(input_size=32, channels=3, width=0.0625), 40)]
+        result = [("smoke32px", default_config(*TINY).model, 40)]
     return result
 
 

@@ -8,9 +8,9 @@ limit, whichever comes first. Reports per level: p50 and p99 latency, requests/s
 the non-2xx count (target 0: every request is valid), the mean batch size the server formed,
 and the server's CPU seconds. Nothing leaves the loopback interface.
 
-    python benchmarks/serve.py                                   # untrained 64 px model
-    python benchmarks/serve.py --model runs/default/export --requests 500 --concurrency 1,8,32
-    python benchmarks/serve.py --smoke                           # seconds: proves it runs
+    python -m benchmarks.serve                                   # untrained 64 px model
+    python -m benchmarks.serve --model runs/default/export --requests 500 --concurrency 1,8,32
+    python -m benchmarks.serve --smoke                           # seconds: proves it runs
 
 The client threads share the machine with the server: on a 2-core box the figures are a
 lower bound for a server with the machine to itself.
@@ -31,18 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
-    Figure,
-    Report,
-    WorkDir,
-    base_parser,
-    image_source,
-    log,
-    make_jpegs,
-    percentile,
-)
+from benchmarks.images import WorkDir, image_source, make_jpegs
+from benchmarks.recipe import default_config
+from benchmarks.report import Figure, Report, base_parser, log
+from benchmarks.timing import percentile
 
 HOST = "127.0.0.1"  # loopback only, by design
 
@@ -71,13 +63,13 @@ def parse_args() -> Any:
 
 def export_fresh_model(root: Path, input_size: int, width: float) -> Path:
     """An untrained AlexNet export: serving speed does not depend on the weights' values."""
-    from emotion_tf.config import ModelConfig
     from emotion_tf.export import export_model
     from emotion_tf.model.alexnet import build_alexnet
 
-    model = build_alexnet(ModelConfig(input_size=input_size, width=width), 2)
+    config = default_config(f"model.input_size={input_size}", f"model.width={width}")
+    model = build_alexnet(config.model, 2)
     base = root / "export"
-    export_model(model, base, ["happy", "sad"], metadata={"note": "benchmarks/serve.py"})
+    export_model(model, base, ["happy", "sad"], metadata={"note": "python -m benchmarks.serve"})
     return base
 
 

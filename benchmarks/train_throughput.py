@@ -10,8 +10,8 @@ training steps of the other epochs; the validation pass and the end-of-epoch cal
 reported separately. One more epoch of the real run is traced with the TF profiler to show
 where the time goes.
 
-    python benchmarks/train_throughput.py                 # both sizes, a few minutes each
-    python benchmarks/train_throughput.py --sizes fer --train-images 12045 --epochs 3
+    python -m benchmarks.train_throughput                 # both sizes, a few minutes each
+    python -m benchmarks.train_throughput --sizes fer --train-images 12045 --epochs 3
 """
 
 from __future__ import annotations
@@ -24,21 +24,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
-    FER_FILE_SIZE,
-    Figure,
-    Report,
-    WorkDir,
-    base_parser,
-    fer_recipe_model,
-    image_source,
-    log,
-    make_split_dir,
-    median,
-    model_overrides,
-)
+from benchmarks.images import WorkDir, image_source, make_split_dir
+from benchmarks.recipe import FER_FILE_SIZE, FER_RECIPE, TINY, recipe_config
+from benchmarks.report import Figure, Report, base_parser, log
+from benchmarks.timing import median
 
 TARGET_RATIO = 0.95
 
@@ -54,53 +43,39 @@ class SizeSpec:
 
 
 def size_specs(args: Any) -> list[SizeSpec]:
+    """Canonical AlexNet (built-in defaults) and the FER recipe (configs/fer2013.yaml) as is."""
     specs = []
-    fer = fer_recipe_model()
     for label in args.sizes:
         if label == "227":
-            overrides = [*model_overrides(227, 3, args.width_227), "data.batch_size=64"]
+            overrides = [
+                "model.input_size=227",
+                "model.channels=3",
+                f"model.width={args.width_227}",
+                "data.batch_size=64",
+            ]
             specs.append(SizeSpec("227px", None, overrides, args.jpeg_size_227, 3, 64))
         elif label == "fer":
-            recipe = "configs/fer2013.yaml"
-            path = str(Path(__file__).resolve().parents[1] / recipe)
-            if not Path(path).is_file():
-                path = None
-            overrides = [
-                *model_overrides(
-                    fer["input_size"], fer["channels"], fer["width"], fer["normalization"]
-                ),
-                f"data.batch_size={fer['batch_size']}",
-            ]
+            recipe = recipe_config()
             specs.append(
                 SizeSpec(
-                    f"fer{fer['input_size']}px",
-                    path,
-                    overrides,
+                    f"fer{recipe.model.input_size}px",
+                    str(FER_RECIPE),
+                    [],
                     FER_FILE_SIZE,
-                    fer["channels"],
-                    fer["batch_size"],
+                    recipe.model.channels,
+                    recipe.data.batch_size,
                 )
             )
         else:
             raise SystemExit(f"unknown size {label!r}: use 227 and/or fer")
     if args.smoke:
-        specs = [
-            SizeSpec(
-                "smoke32px",
-                None,
-                [*model_overrides(32, 3, 0.0625), "data.batch_size=8"],
-                40,
-                3,
-                8,
-            )
-        ]
+        specs = [SizeSpec("smoke32px", None, [*TINY, "data.batch_size=8"], 40, 3, 8)]
     return specs
 
 
 def run_trainer(config: Any, profile_dir: Path, profile_steps: tuple[int, int]) -> dict[str, Any]:
     """The real trainer with an epoch timer; the last epoch is profiled."""
-    from profiling import EpochTimer, observe_fit, summarize_profile
-
+    from benchmarks.profiling import EpochTimer, observe_fit, summarize_profile
     from emotion_tf.train.trainer import train
 
     profile_epoch = config.train.epochs - 1 if profile_steps[1] > profile_steps[0] else None
@@ -123,8 +98,8 @@ def run_in_memory(config: Any, steps: int, epochs: int) -> dict[str, Any]:
     import keras
     import numpy as np
     import tensorflow as tf
-    from profiling import EpochTimer
 
+    from benchmarks.profiling import EpochTimer
     from emotion_tf.model.alexnet import build_alexnet
     from emotion_tf.train.trainer import build_optimizer
 
@@ -162,9 +137,8 @@ def augmentation(variant: str) -> Iterator[list[str]]:
             *(f"data.augment.{k}=0.0" for k in AUGMENT_FACTORS),
         ]
     elif variant == "keras":
-        from keras_augment import build_keras_augmenter
-
         import emotion_tf.data.pipeline as pipeline
+        from benchmarks.keras_augment import build_keras_augmenter
 
         original = pipeline.build_augmenter
         pipeline.build_augmenter = build_keras_augmenter
@@ -180,8 +154,7 @@ AUGMENT_FACTORS = ("rotation", "zoom", "translation", "brightness", "contrast")
 
 
 def bench_size(spec: SizeSpec, args: Any, work: Path, report: Report) -> None:
-    from profiling import cpu_ms_per_image, images_per_second, profile_lines
-
+    from benchmarks.profiling import cpu_ms_per_image, images_per_second, profile_lines
     from emotion_tf.config import load_config
 
     data_dir = work / f"data-{spec.label}"
@@ -254,9 +227,7 @@ def bench_size(spec: SizeSpec, args: Any, work: Path, report: Report) -> None:
                 print(f"# {spec.label} augment={variant} {line}", flush=True)
 
     name = spec.label
-    report.add(
-        Figure(f"train.{name}.in_memory", median(m[0] for m in memory), "img/s")
-    )
+    report.add(Figure(f"train.{name}.in_memory", median(m[0] for m in memory), "img/s"))
     for variant, rounds in results.items():
         add_variant_figures(name, variant, rounds, args, steps * batch, report)
     report.details[name] = {

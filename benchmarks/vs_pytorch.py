@@ -7,58 +7,36 @@ figure is the median over rounds of the per-round speed ratio TF / PyTorch.
 
 Needs the optional extra: `pip install -e .[bench]` (torch==2.13.0, CPU wheel).
 
-    python benchmarks/vs_pytorch.py                      # 227 px and the FER recipe's size
-    python benchmarks/vs_pytorch.py --sizes 227 --rounds 9
+    python -m benchmarks.vs_pytorch                      # 227 px and the FER recipe's size
+    python -m benchmarks.vs_pytorch --sizes 227 --rounds 9
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
-    Figure,
-    Report,
-    base_parser,
-    calibrate,
-    fer_recipe_model,
-    interleaved,
-    log,
-    median,
-    ratios,
-)
+from benchmarks.recipe import TINY, default_config, recipe_config
+from benchmarks.report import Figure, Report, base_parser, log
+from benchmarks.timing import calibrate, interleaved, median, ratios
 
 TARGET_TRAIN = 1.5
 TARGET_INFER = 1.3
 
 
 def size_configs(args: Any) -> list[tuple[str, Any]]:
-    from emotion_tf.config import ModelConfig
-
+    """(label, ModelConfig) per size: canonical AlexNet, or the FER recipe's model."""
     result = []
     for label in args.sizes:
         if label == "227":
-            result.append(("227px", ModelConfig(input_size=227, channels=3, width=1.0)))
+            result.append(("227px", default_config("model.input_size=227").model))
         elif label == "fer":
-            fer = fer_recipe_model()
-            result.append(
-                (
-                    f"fer{fer['input_size']}px",
-                    ModelConfig(
-                        input_size=fer["input_size"],
-                        channels=fer["channels"],
-                        width=fer["width"],
-                        normalization=fer["normalization"],
-                    ),
-                )
-            )
+            model = recipe_config().model
+            result.append((f"fer{model.input_size}px", model))
         else:
             raise SystemExit(f"unknown size {label!r}: use 227 and/or fer")
     if args.smoke:
-        result = [("smoke32px", ModelConfig(input_size=32, channels=3, width=0.0625))]
+        result = [("smoke32px", default_config(*TINY).model)]
     return result
 
 
@@ -98,7 +76,8 @@ class TorchSide:
     def __init__(self, config: Any, batch: int, learning_rate: float, channels_last: bool):
         import numpy as np
         import torch
-        from torch_alexnet import torch_alexnet, trainable_parameters
+
+        from benchmarks.torch_alexnet import torch_alexnet, trainable_parameters
 
         torch.manual_seed(0)
         self.torch = torch

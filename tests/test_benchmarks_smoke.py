@@ -6,7 +6,7 @@ for the real runs).
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 import subprocess
@@ -21,7 +21,6 @@ from tests.conftest import REPO_ROOT, tiny_overrides
 
 pytestmark = pytest.mark.slow
 
-BENCH = REPO_ROOT / "benchmarks"
 SCRIPTS = (
     "train_throughput",
     "vs_pytorch",
@@ -33,11 +32,8 @@ SCRIPTS = (
 
 
 def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    """The benchmark as the package module `python -m benchmarks.<name>` runs."""
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 def _check_report(path: Path, output: str, expected: set[str]) -> dict:
@@ -59,7 +55,10 @@ def _check_report(path: Path, output: str, expected: set[str]) -> dict:
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_script_help(name: str) -> None:
     done = subprocess.run(
-        [sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True
+        [sys.executable, "-m", f"benchmarks.{name}", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
     )
     assert done.returncode == 0, done.stderr
     assert "--out" in done.stdout and "--smoke" in done.stdout
@@ -202,3 +201,25 @@ def test_mixed_precision_trains_and_exports(
     assert outputs["probabilities"].dtype == np.float32
     np.testing.assert_allclose(outputs["probabilities"].sum(axis=1), 1.0, atol=1e-5)
     assert set(outputs["label"].astype(str)) <= {"happy", "sad"}
+
+
+@pytest.mark.parametrize("name", ["precision", "predict_latency", "vs_pytorch"])
+def test_benchmarks_measure_the_recipe_model(name: str) -> None:
+    """The "fer" size is configs/fer2013.yaml's whole model (padding, stride, dropout...)."""
+    import argparse
+
+    from emotion_tf.config import load_config
+
+    module = _load(name)
+    functions = {"predict_latency": "size_specs"}
+    sizes = getattr(module, functions.get(name, "size_configs"))
+    args = argparse.Namespace(sizes=["fer"], smoke=False, jpeg_size_227=300)
+    (spec,) = sizes(args)
+    assert spec[1] == load_config(REPO_ROOT / "configs" / "fer2013.yaml").model
+
+
+def test_benchmarks_are_a_package_on_the_config_system() -> None:
+    for path in (REPO_ROOT / "benchmarks").glob("*.py"):
+        text = path.read_text()
+        assert "sys.path" not in text, f"{path.name}: run as python -m benchmarks.{path.stem}"
+        assert "import yaml" not in text, f"{path.name}: read configs with load_config"
