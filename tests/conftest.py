@@ -68,3 +68,26 @@ def tiny_overrides(run_dir: Path, data_dir: Path, **extra: object) -> list[str]:
     }
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One seconds-long training run with its export (version 1), shared by the session.
+
+    For tests that need *a* trained model and its run folder; treat it as read-only (write
+    into tmp_path instead).
+    """
+    from emotion_tf.config import load_config
+    from emotion_tf.train.trainer import train
+
+    run_dir = tmp_path_factory.mktemp("tiny-run") / "run"
+    overrides = tiny_overrides(
+        run_dir, tiny_data_dir, **{"train.epochs": 2, "train.strategy": "default"}
+    )
+    return train(load_config(None, overrides))
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run) -> Path:
+    """The shared tiny run's export (a version folder)."""
+    return tiny_run.export_path

@@ -11,6 +11,8 @@ import pytest
 import tensorflow as tf
 
 from emotion_tf.config import load_config
+from emotion_tf.data.files import load_splits
+from emotion_tf.evaluate import predict_split
 from emotion_tf.train.averaging import apply_weight_average, refresh_batchnorm_statistics
 from emotion_tf.train.callbacks import BestCheckpoint
 from emotion_tf.train.trainer import train
@@ -47,7 +49,7 @@ def test_average_replaces_the_trained_weights() -> None:
     x = np.random.default_rng(1).normal(size=(16, 2, 2, 3)).astype("float32")
     y = np.tile([[1.0, 0.0]], (16, 1)).astype("float32")
     for start in range(0, 16, 4):  # train_on_batch: fit() would swap the average in itself
-        model.train_on_batch(x[start:start + 4], y[start:start + 4])
+        model.train_on_batch(x[start : start + 4], y[start : start + 4])
     averages = [v.numpy() for v in model.optimizer._model_variables_moving_average]
     last = [v.numpy() for v in model.trainable_variables]
     assert any(not np.allclose(a, b) for a, b in zip(averages, last))
@@ -75,18 +77,32 @@ def test_training_with_ema_reports_and_keeps_a_model(tiny_data_dir: Path, tmp_pa
     # Default strategy only: a second MirroredStrategy model in the same process reuses
     # collective instance keys (TF), which broke test_end_to_end's 2-replica run after this.
     run_dir = tmp_path / "run"
-    config = load_config(None, tiny_overrides(run_dir, tiny_data_dir, **{
-        "train.epochs": 2, "train.ema_momentum": 0.9, "model.normalization": "batch_norm",
-        }))
+    config = load_config(
+        None,
+        tiny_overrides(
+            run_dir,
+            tiny_data_dir,
+            **{
+                "train.epochs": 2,
+                "train.ema_momentum": 0.9,
+                "model.normalization": "batch_norm",
+            },
+        ),
+    )
     result = train(config, export=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert 0.0 <= metrics["weight_average_val_accuracy"] <= 1.0
-    assert metrics["kept_weights"] in ("best_epoch", "weight_average")
+    average, best_epoch = metrics["weight_average_val_accuracy"], metrics["best_epoch_val_accuracy"]
+    # The rule: the average replaces the best epoch when it scores at least as well.
+    expected = "weight_average" if average >= best_epoch else "best_epoch"
+    assert metrics["kept_weights"] == expected
     state = json.loads((run_dir / "best.best.json").read_text())
-    assert state["best"] == max(metrics["weight_average_val_accuracy"],
-                                metrics["best_epoch_val_accuracy"])
-    if metrics["kept_weights"] == "weight_average":
-        assert state["weights"] == "weight_average"
+    assert state["best"] == max(average, best_epoch)
+    assert state.get("weights", "best_epoch") == expected
+    # best.keras holds the kept weights: evaluated again (no flip, like both figures), it
+    # scores the figure that won.
+    kept = keras.models.load_model(run_dir / "best.keras")
+    again = predict_split(kept, load_splits(tiny_data_dir)["validation"], config, flip=False)
+    assert again.accuracy == pytest.approx(max(average, best_epoch), abs=1e-6)
     assert result.metrics["accuracy"] == metrics["accuracy"]
 
 

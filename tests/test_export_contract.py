@@ -30,19 +30,14 @@ from emotion_tf.export import (
     weights_nbytes,
 )
 from emotion_tf.preprocess import decode_image, resize_uint8
-from tests.conftest import tiny_overrides
 
 OUTPUTS = {"probabilities", "label", "confidence", "class_index"}
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path):
-    """A seconds-long training run with its automatic export (version 1)."""
-    from emotion_tf.config import load_config
-    from emotion_tf.train.trainer import train
-
-    run_dir = tmp_path_factory.mktemp("contract") / "run"
-    return train(load_config(None, tiny_overrides(run_dir, tiny_data_dir, **{"train.epochs": 2})))
+def trained(tiny_run):
+    """A seconds-long training run with its automatic export (version 1): the session's."""
+    return tiny_run
 
 
 @pytest.fixture(scope="module")

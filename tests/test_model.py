@@ -29,8 +29,27 @@ def test_small_inputs_work(size):
 
 
 def test_pixels_are_rescaled_inside_the_model():
+    """Raw 0-255 pixels go in; conv1 sees them scaled to [-1, 1], exactly as a caller scaling
+    them by hand would feed the rest of the network."""
+    import keras
+
     model = build_alexnet(ModelConfig(input_size=32, width=0.0625), num_classes=2)
-    assert model.layers[1].name == "rescale"
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (3, 32, 32, 3)).astype("float32")
+    pixels[0] = 0.0
+    pixels[1] = 255.0
+    conv1 = model.get_layer("conv1")
+    seen = keras.Model(model.inputs, conv1.input)(pixels).numpy()
+    np.testing.assert_allclose(seen[0], -1.0)
+    np.testing.assert_allclose(seen[1], 1.0)
+    np.testing.assert_allclose(seen[2], pixels[2] / 127.5 - 1.0, atol=1e-6)
+    # The same probabilities as the network after the scaling, fed hand-scaled pixels.
+    rest = keras.Model(conv1.input, model.output)
+    np.testing.assert_allclose(
+        model(pixels, training=False).numpy(),
+        rest(pixels / 127.5 - 1.0, training=False).numpy(),
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("normalization", ["batch_norm", "lrn"])

@@ -122,14 +122,14 @@ def test_validation_predictions_agree_with_metrics_json(run_dir: Path) -> None:
     assert all(Path(r["path"]).is_file() for r in rows)
 
 
-def test_report_of_a_flipped_run_has_no_warning(run_dir: Path) -> None:
+def test_report_of_a_flipped_run_has_no_warning(run_dir: Path, tmp_path: Path) -> None:
     """Nothing changed since training, so the recomputed predictions match metrics.json."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    report = build_report(run_dir, out_dir=run_dir / "again")
+    report = build_report(run_dir, out_dir=tmp_path / "again")
     assert report.notes == []
-    html = (run_dir / "again" / "report.html").read_text()
+    html = (tmp_path / "again" / "report.html").read_text()
     assert "differ from metrics.json" not in html
-    rows = list(csv.DictReader((run_dir / "again" / "validation_predictions.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "again" / "validation_predictions.csv").open()))
     probs = np.array([[float(r["happy"]), float(r["sad"])] for r in rows])
     truth = np.array([r["true"] == "sad" for r in rows], dtype=np.int64)
     assert np.mean(probs.argmax(axis=1) == truth) == pytest.approx(metrics["accuracy"], abs=1e-9)
