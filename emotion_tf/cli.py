@@ -21,7 +21,7 @@ from emotion_tf.cli_base import group
 from emotion_tf.data.cli import data
 from emotion_tf.errors import ConfigError
 from emotion_tf.explain.cli import explain
-from emotion_tf.faces.cli import crop_faces
+from emotion_tf.faces.cli import crop_faces, face_options
 from emotion_tf.report.cli import report
 from emotion_tf.serve.cli import serve
 from emotion_tf.train.cli import train
@@ -124,26 +124,10 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
     help="jsonl: one JSON object per line (videos: written as each frame is done).",
 )
 @click.option("--batch-size", default=64, show_default=True)
-@click.option(
-    "--faces",
-    type=click.Choice(["auto", "detect", "none"]),
-    default="auto",
-    show_default=True,
-    help="auto: find faces unless the image already looks like a face crop; detect: always "
+@face_options(
+    "auto: find faces unless the image already looks like a face crop; detect: always "
     "find faces; none: classify each image whole (pre-cropped faces).",
-)
-@click.option(
-    "--fallback",
-    type=click.Choice(["none", "whole-image"]),
-    default="none",
-    show_default=True,
-    help="When no face is found: a 'no face found' row (none) or classify the whole image.",
-)
-@click.option(
-    "--face-margin",
-    type=float,
-    default=None,
-    help="Margin around a detected face, as a fraction of its size (default 0.025).",
+    "When no face is found: a 'no face found' row (none) or classify the whole image.",
 )
 @click.option(
     "--annotate",
@@ -261,26 +245,10 @@ def predict(
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-@click.option(
-    "--faces",
-    type=click.Choice(["auto", "detect", "none"]),
-    default="auto",
-    show_default=True,
-    help="auto: classify the largest face unless the image already looks like a face crop; "
+@face_options(
+    "auto: classify the largest face unless the image already looks like a face crop; "
     "detect: always find faces; none: classify each image whole.",
-)
-@click.option(
-    "--fallback",
-    type=click.Choice(["none", "whole-image"]),
-    default="none",
-    show_default=True,
-    help="When no face is found: skip the image (listed) or classify the whole image.",
-)
-@click.option(
-    "--face-margin",
-    type=float,
-    default=None,
-    help="Margin around a detected face, as a fraction of its size (default 0.025).",
+    "When no face is found: skip the image (listed) or classify the whole image.",
 )
 def evaluate(
     model: str,

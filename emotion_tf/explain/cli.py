@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from emotion_tf.cli_base import command
-from emotion_tf.faces.locate import FACE_MODES, FALLBACKS
+from emotion_tf.faces.cli import face_options
 
 
 @command("explain")
@@ -28,26 +28,10 @@ from emotion_tf.faces.locate import FACE_MODES, FALLBACKS
     metavar="NAME",
     help="Also explain this class (repeatable); the predicted class is always done.",
 )
-@click.option(
-    "--faces",
-    type=click.Choice(FACE_MODES),
-    default="auto",
-    show_default=True,
-    help="auto: detect faces unless the image already looks like a face crop; "
+@face_options(
+    "auto: detect faces unless the image already looks like a face crop; "
     "detect: always detect; none: use each image whole.",
-)
-@click.option(
-    "--fallback",
-    type=click.Choice(FALLBACKS),
-    default="none",
-    show_default=True,
-    help="What to do when no face is found: report it (none) or use the whole image.",
-)
-@click.option(
-    "--face-margin",
-    type=float,
-    default=None,
-    help="Margin around a detected face, as a fraction of its size (default 0.025).",
+    "What to do when no face is found: report it (none) or use the whole image.",
 )
 def explain(
     model: str,

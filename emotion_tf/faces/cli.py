@@ -4,11 +4,46 @@ from __future__ import annotations
 
 import collections
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from emotion_tf.cli_base import command
+from emotion_tf.faces.locate import FACE_MODES, FALLBACKS
+
+
+def face_options(faces_help: str, fallback_help: str) -> Callable[[Callable], Callable]:
+    """--faces, --fallback and --face-margin, as predict, evaluate and explain take them."""
+    options = [
+        click.option(
+            "--faces",
+            type=click.Choice(FACE_MODES),
+            default="auto",
+            show_default=True,
+            help=faces_help,
+        ),
+        click.option(
+            "--fallback",
+            type=click.Choice(FALLBACKS),
+            default="none",
+            show_default=True,
+            help=fallback_help,
+        ),
+        click.option(
+            "--face-margin",
+            type=float,
+            default=None,
+            help="Margin around a detected face, as a fraction of its size (default 0.025).",
+        ),
+    ]
+
+    def decorate(function: Callable) -> Callable:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
 
 
 @command("crop-faces")
