@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from emotion_tf import __version__
-from emotion_tf.cli_base import group
+from emotion_tf.cli_base import group, show_tensorflow_log
 from emotion_tf.data.cli import data
 from emotion_tf.errors import ConfigError
 from emotion_tf.explain.cli import explain
@@ -43,13 +43,17 @@ def _setup_logging(verbose: bool) -> None:
 
 @group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="emotion-tf")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Debug logging, and TensorFlow's own start-up log."
+)
 def main(verbose: bool) -> None:
     """Train, export, evaluate and run AlexNet happy/sad facial-expression classifiers."""
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):  # file names that are not UTF-8 must print, not crash
             stream.reconfigure(errors="backslashreplace")
     _setup_logging(verbose)
+    if verbose:
+        show_tensorflow_log()  # before any command imports TensorFlow
 
 
 @main.command()

@@ -85,3 +85,20 @@ def test_only_cli_modules_import_click_or_catch_typed_errors() -> None:
         if "except EmotionTFError" in path.read_text()
     ]
     assert catching == ["cli_base.py"]
+
+
+def test_error_after_tensorflow_started_is_still_one_line(tmp_path: Path) -> None:
+    """TensorFlow's C++ start-up log (CPU features, CUDA libraries) stays out of the way."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(PACKAGE.parent)
+    code = "from emotion_tf.cli import main; main()"
+    missing = tmp_path / "no-such-export"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "predict", str(missing), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: model path not found: {missing}"]
