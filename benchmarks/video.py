@@ -14,8 +14,8 @@ a folder it was installed into (see benchmarks/README.md: it cannot share the ve
 Figures are frames per second (wall) and CPU milliseconds per frame (process CPU time: on a
 shared, loaded machine the CPU figure is the steadier one).
 
-    python benchmarks/video.py
-    python benchmarks/video.py --seconds 20 --fer-path /tmp/ferlib
+    python -m benchmarks.video
+    python -m benchmarks.video --seconds 20 --fer-path /tmp/ferlib
 """
 
 from __future__ import annotations
@@ -26,19 +26,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
-    Figure,
-    Report,
-    WorkDir,
-    base_parser,
-    fer_recipe_model,
-    interleaved,
-    log,
-    median,
-    timed,
-)
+from benchmarks.images import WorkDir
+from benchmarks.recipe import TINY, default_config, recipe_config
+from benchmarks.report import Figure, Report, base_parser, log
+from benchmarks.timing import interleaved, median, timed
 
 TARGET_FPS = 30.0
 TARGET_VS_FER = 3.0
@@ -61,22 +52,20 @@ def scripts(seconds: float) -> dict[str, list[Any]]:
     return {"one_face": one, "four_faces": four}
 
 
+def _model_config(args: Any) -> Any:
+    """The FER recipe's model (configs/fer2013.yaml), or a tiny one without the flip (--smoke)."""
+    if args.smoke:
+        return default_config(*TINY, "model.test_time_flip=false").model
+    return recipe_config().model
+
+
 def build_export(work: Path, args: Any) -> tuple[Any, Any]:
     """(LoadedExport, keras model) for the FER recipe's geometry (or tiny with --smoke)."""
-    from emotion_tf.config import ModelConfig
     from emotion_tf.export import LoadedExport, export_model
     from emotion_tf.model.alexnet import build_alexnet
 
-    fer = fer_recipe_model()
-    config = ModelConfig(
-        input_size=fer["input_size"],
-        channels=fer["channels"],
-        width=fer["width"],
-        normalization=fer["normalization"],
-    )
-    flip = bool(fer["test_time_flip"])
-    if args.smoke:
-        config, flip = ModelConfig(input_size=32, channels=3, width=0.0625), False
+    config = _model_config(args)
+    flip = config.test_time_flip
     model = build_alexnet(config, 2)
     path = export_model(model, work / "export", ["happy", "sad"], warmup=False, test_time_flip=flip)
     log(
@@ -153,22 +142,10 @@ def classifier_b1(model: Any, keras_model: Any, args: Any, report: Report) -> No
     }
     try:
         import torch
-        from torch_alexnet import torch_alexnet
 
-        from emotion_tf.config import ModelConfig
+        from benchmarks.torch_alexnet import torch_alexnet
 
-        fer = fer_recipe_model()
-        config = (
-            ModelConfig(
-                input_size=size,
-                channels=channels,
-                width=fer["width"],
-                normalization=fer["normalization"],
-            )
-            if not args.smoke
-            else ModelConfig(input_size=32, channels=3, width=0.0625)
-        )
-        torch_model = torch_alexnet(config, 2).eval()
+        torch_model = torch_alexnet(_model_config(args), 2).eval()
         tx = torch.from_numpy(crop.transpose(0, 3, 1, 2).astype(np.float32).copy())
 
         def torch_call() -> None:

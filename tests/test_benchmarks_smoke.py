@@ -222,5 +222,8 @@ def test_benchmarks_measure_the_recipe_model(name: str) -> None:
 def test_benchmarks_are_a_package_on_the_config_system() -> None:
     for path in (REPO_ROOT / "benchmarks").glob("*.py"):
         text = path.read_text()
-        assert "sys.path" not in text, f"{path.name}: run as python -m benchmarks.{path.stem}"
+        assert "from common import" not in text, f"{path.name}: import benchmarks.<module>"
+        assert "sys.path.insert(0, str(Path(__file__)" not in text, (
+            f"{path.name}: run as python -m benchmarks.{path.stem}"
+        )
         assert "import yaml" not in text, f"{path.name}: read configs with load_config"
