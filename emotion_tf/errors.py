@@ -23,3 +23,7 @@ class ClusterError(EmotionTFError):
 
 class VideoError(EmotionTFError):
     """A video file or stream cannot be opened or decoded, or has no frames."""
+
+
+class InputError(EmotionTFError):
+    """An image handed to the Python API cannot be used (unreadable, wrong type or shape)."""

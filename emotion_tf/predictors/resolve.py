@@ -1,0 +1,96 @@
+"""Open whatever names a model: nothing (the packaged model), a packaged .npz, a .tflite file,
+an export (base or version folder), or a run directory (its export, else its kept checkpoint)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from emotion_tf.errors import ModelDirError
+from emotion_tf.predictors import Predictor
+
+PACKAGED_SUFFIX = ".npz"
+TFLITE_SUFFIX = ".tflite"
+
+
+def open_model(spec: str | Path | None = None) -> Predictor:
+    """The model `spec` names; None means the model packaged with emotion-tf."""
+    if spec is None:
+        from emotion_tf.packaged import PACKAGED_MODEL_FILE
+
+        return open_packaged(PACKAGED_MODEL_FILE)
+    path = Path(spec)
+    if not path.exists():
+        raise ModelDirError(f"model path not found: {path}")
+    if path.is_file():
+        if path.suffix == PACKAGED_SUFFIX:
+            return open_packaged(path)
+        if path.suffix == TFLITE_SUFFIX:
+            from emotion_tf.predictors.tflite_model import TFLitePredictor
+
+            return TFLitePredictor(path)
+        raise ModelDirError(
+            f"expected a packaged .npz, a .tflite file, an export or a run directory. "
+            f"Received: {path}"
+        )
+    from emotion_tf.export import LoadedExport, resolve_export
+
+    try:
+        resolve_export(path)
+    except ModelDirError:
+        checkpoint = kept_checkpoint(path)
+        if checkpoint is None:
+            raise
+        return open_checkpoint(path, checkpoint)
+    return LoadedExport(path)
+
+
+def open_packaged(path: Path) -> Predictor:
+    from emotion_tf.packaged.archive import read_packaged
+    from emotion_tf.predictors.keras_model import KerasPredictor
+
+    packaged = read_packaged(path)
+    return KerasPredictor(
+        packaged.model,
+        packaged.class_names,
+        packaged.path,
+        test_time_flip=packaged.test_time_flip,
+        temperature=packaged.temperature,
+        metadata=packaged.metadata,
+    )
+
+
+def kept_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint a finished run kept (`last.keras` with train.keep=last, else
+    `best.keras`), or None when `run_dir` is not a finished run directory."""
+    from emotion_tf.config import load_config
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "metrics.json").is_file():
+        return None
+    keep = load_config(run_dir / "config.yaml").train.keep
+    checkpoint = run_dir / ("last.keras" if keep == "last" else "best.keras")
+    return checkpoint if checkpoint.is_file() else None
+
+
+def open_checkpoint(run_dir: Path, checkpoint: Path) -> Predictor:
+    """A run's kept Keras checkpoint, with the run's flip setting and class names."""
+    import keras
+
+    from emotion_tf.config import load_config
+    from emotion_tf.predictors.keras_model import KerasPredictor
+
+    config = load_config(run_dir / "config.yaml")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    try:  # safe_mode: a checkpoint may not run code (Lambda layers, unknown objects)
+        model = keras.models.load_model(checkpoint, safe_mode=True)
+    except (ValueError, TypeError, OSError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise ModelDirError(f"cannot load {checkpoint} (safe_mode=True): {reason}") from err
+    return KerasPredictor(
+        model,
+        list(metrics["class_names"]),
+        checkpoint,
+        test_time_flip=config.model.test_time_flip,
+        metadata={"config_hash": config.digest(), "metrics": metrics},
+    )

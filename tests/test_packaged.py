@@ -1,0 +1,83 @@
+"""The packaged-model format: int8 weights per output channel, metadata, safe loading, and
+predictions that match the run's own checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotion_tf.errors import ModelDirError
+from emotion_tf.packaged.archive import read_metadata, read_packaged
+from emotion_tf.packaged.build import pack_run
+from emotion_tf.packaged.weights import dequantize_kernel, quantize_kernel
+from emotion_tf.predictors.resolve import kept_checkpoint, open_model
+from tests.packaged_helpers import tiny_last_run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path) -> Path:
+    return tiny_last_run(tmp_path_factory, tiny_data_dir)
+
+
+def test_quantize_kernel_error_is_within_half_a_step_per_output_channel() -> None:
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(0, 1, (3, 3, 4, 5)).astype(np.float32) * np.arange(1, 6)
+    codes, scales = quantize_kernel(kernel)
+    assert codes.dtype == np.int8 and scales.shape == (5,)
+    error = np.abs(dequantize_kernel(codes, scales) - kernel)
+    assert np.all(error <= scales / 2 + 1e-7)
+    assert np.allclose(scales, np.abs(kernel).reshape(-1, 5).max(axis=0) / 127)
+
+
+def test_pack_records_provenance_and_predicts_like_the_checkpoint(
+    tiny_run: Path, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    result = pack_run(tiny_run, tmp_path / "m.npz", temperature=1.5)
+    assert result.checkpoint == kept_checkpoint(tiny_run) == tiny_run / "last.keras"
+    meta = read_metadata(result.path)
+    config_text = (tiny_run / "config.yaml").read_text()
+    assert meta["config_hash"] == result.config_hash and len(result.config_hash) == 16
+    assert meta["config"]["train"]["keep"] == "last" and "keep: last" in config_text
+    run_metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert meta["run_metrics"]["accuracy"] == run_metrics["accuracy"]
+    assert meta["temperature"] == 1.5 and meta["class_names"] == run_metrics["class_names"]
+
+    files = sorted((tiny_data_dir / "validation").rglob("*.jpg"))[:8]
+    images = np.stack([_image(p) for p in files])
+    packaged = open_model(result.path)
+    export = open_model(tiny_run)  # the run's SavedModel export of the same weights
+    assert packaged.temperature == 1.5 and packaged.test_time_flip
+    assert export.metadata["config_hash"] == meta["config_hash"]
+    packaged.temperature = 1.0
+    ours = packaged.predict_images(images)["probabilities"]
+    reference = export.predict_images(images)["probabilities"]
+    assert np.abs(ours - reference).max() < 0.02  # int8 weights: close, not identical
+
+
+def _image(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB").resize((32, 32)))
+
+
+def test_pack_refuses_a_file_over_the_limit(tiny_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelDirError, match="over the 1,000-byte limit"):
+        pack_run(tiny_run, tmp_path / "big.npz", max_bytes=1000)
+    assert not (tmp_path / "big.npz").exists()
+
+
+def test_reading_a_file_that_is_not_a_packaged_model_names_it(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(ModelDirError, match="junk.npz"):
+        read_packaged(junk)
+    other = tmp_path / "other.npz"
+    np.savez(other, metadata=np.frombuffer(b'{"format": "x"}', np.uint8))
+    with pytest.raises(ModelDirError, match="format is not emotion-tf-packaged"):
+        read_packaged(other)
+    with pytest.raises(ModelDirError, match="not found"):
+        read_packaged(tmp_path / "absent.npz")
