@@ -1,7 +1,7 @@
 """The `emotion-tf` command line: the `main` group and the export, predict and evaluate commands.
 
 Every other command lives in its package's `cli.py` (train, serve, report, explain, data,
-faces, video: watch); all run inside the one error boundary of `emotion_tf.cli_base`.
+faces, video: watch; pack); all run inside the one error boundary of `emotion_tf.cli_base`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from emotion_tf.data.cli import data
 from emotion_tf.errors import ConfigError
 from emotion_tf.explain.cli import explain
 from emotion_tf.faces.cli import crop_faces, face_options
+from emotion_tf.packaged.cli import pack
 from emotion_tf.report.cli import report
 from emotion_tf.serve.cli import serve
 from emotion_tf.train.cli import train
@@ -288,7 +289,7 @@ def evaluate(
         atomic_write_json(Path(output), metrics)
 
 
-for _command in (train, serve, report, explain, data, watch):
+for _command in (train, serve, report, explain, data, watch, pack):
     main.add_command(_command)
 data.add_command(crop_faces)
 

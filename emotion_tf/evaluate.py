@@ -1,8 +1,9 @@
-"""The one evaluation path: a Keras model on a split, and an export on a folder.
+"""The one evaluation path: a Keras model on a split, and any model on a folder.
 
 `predict_split` is what `train` writes to metrics.json and what the report recomputes: the same
-images in the same order, with the run's test-time flip. `evaluate_export` runs the SavedModel
-(whose signatures apply the same flip) for `emotion-tf evaluate`.
+images in the same order, with the run's test-time flip. `evaluate_export` runs any model
+backend (SavedModel export, packaged model, TFLite file, run checkpoint; each applies the same
+flip) for `emotion-tf evaluate`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from emotion_tf.config import Config
 from emotion_tf.data.files import discover_classes, list_split
 from emotion_tf.data.pipeline import Split, decoded_examples
 from emotion_tf.errors import DataError
-from emotion_tf.export import LoadedExport
 from emotion_tf.faces.crop import DEFAULT_MARGIN
 from emotion_tf.faces.locate import Detector, FaceMode, Fallback, check_mode
-from emotion_tf.metrics import classification_metrics
+from emotion_tf.metrics import add_intervals, classification_metrics
 from emotion_tf.predict import NO_FACE, PredictionRow, predict_faces, predict_paths
+from emotion_tf.predictors import Predictor
 
 
 @dataclasses.dataclass
@@ -99,7 +100,7 @@ def resolve_eval_dir(data_dir: Path) -> Path:
 
 
 def _one_row_per_file(
-    model: LoadedExport,
+    model: Predictor,
     paths: list[str],
     batch_size: int,
     faces: FaceMode,
@@ -128,16 +129,27 @@ def _one_row_per_file(
     return [chosen[path] for path in paths]
 
 
-def evaluate_export(
-    model: LoadedExport,
+@dataclasses.dataclass
+class LabelledPredictions:
+    """A model's probabilities on a labelled folder, with the files it could not classify."""
+
+    folder: Path
+    labels: np.ndarray  # class indices of the model's class_names
+    probabilities: np.ndarray  # [N, classes]
+    errors: list[dict[str, str]]
+    counts: dict[str, int]
+
+
+def predict_labelled(
+    model: Predictor,
     data_dir: Path,
     batch_size: int = 64,
     faces: FaceMode = "none",
     fallback: Fallback = "none",
     margin: float = DEFAULT_MARGIN,
     detector: Detector | None = None,
-) -> dict[str, Any]:
-    """Metrics of `model` on the images of `data_dir` (its validation split if it has one).
+) -> LabelledPredictions:
+    """`model`'s probabilities on the images of `data_dir` (its validation split if it has one).
 
     With `faces="auto"` or `"detect"`, each file is classified on its largest face; files
     without a face are listed in `errors` and counted in `no_face_files`.
@@ -167,15 +179,37 @@ def evaluate_export(
         probabilities.append([row.probabilities[name] for name in model.class_names])
     if not labels:
         raise DataError(f"no image in {folder} could be evaluated")
-    metrics = classification_metrics(np.array(labels), np.array(probabilities), model.class_names)
+    return LabelledPredictions(folder, np.array(labels), np.array(probabilities), errors, counts)
+
+
+def evaluate_export(
+    model: Predictor,
+    data_dir: Path,
+    batch_size: int = 64,
+    faces: FaceMode = "none",
+    fallback: Fallback = "none",
+    margin: float = DEFAULT_MARGIN,
+    detector: Detector | None = None,
+) -> dict[str, Any]:
+    """Metrics of `model` on the images of `data_dir` (its validation split if it has one),
+    including the expected calibration error of its confidences (10 bins)."""
+    from emotion_tf.calibration import expected_calibration_error
+
+    found = predict_labelled(model, data_dir, batch_size, faces, fallback, margin, detector)
+    metrics = add_intervals(
+        classification_metrics(found.labels, found.probabilities, model.class_names)
+    )
     metrics.update(
         {
-            "data_dir": str(folder),
+            "expected_calibration_error": expected_calibration_error(
+                found.labels, found.probabilities
+            ),
+            "data_dir": str(found.folder),
             "model": str(model.path),
-            "errors": errors,
-            "skipped_files": len(errors),
+            "errors": found.errors,
+            "skipped_files": len(found.errors),
         }
     )
     if faces != "none":
-        metrics.update({"faces": faces, "fallback": fallback, **counts})
+        metrics.update({"faces": faces, "fallback": fallback, **found.counts})
     return metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -93,17 +94,19 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     auc = metrics.get("roc_auc")
     lines = [
         f"images            {metrics['count']}",
-        f"accuracy          {metrics['accuracy']:.4f}",
+        f"accuracy          {metrics['accuracy']:.4f}" + _interval(metrics, "accuracy_ci95"),
         f"balanced accuracy {metrics['balanced_accuracy']:.4f}",
         f"ROC AUC           {auc:.4f}" if auc is not None else "ROC AUC           n/a",
-        "",
-        f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}",
     ]
+    if metrics.get("expected_calibration_error") is not None:
+        ece = metrics["expected_calibration_error"]
+        lines.append(f"calibration error {ece:.4f} (expected calibration error, 10 bins)")
+    lines += ["", f"{'class':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     for name in names:
         row = metrics["per_class"][name]
         lines.append(
             f"{name:<12}{row['precision']:>10.4f}{row['recall']:>10.4f}"
-            f"{row['f1']:>10.4f}{row['support']:>10d}"
+            f"{row['f1']:>10.4f}{row['support']:>10d}" + _interval(row, "recall_ci95")
         )
     lines += [
         "",
@@ -113,3 +116,30 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     for name, row in zip(names, metrics["confusion_matrix"]):
         lines.append(f"{name:<12}" + "".join(f"{v:>10d}" for v in row))
     return "\n".join(lines)
+
+
+def _interval(values: dict[str, Any], key: str) -> str:
+    low_high = values.get(key)
+    return f"  (95% CI {low_high[0]:.4f}-{low_high[1]:.4f})" if low_high else ""
+
+
+def wilson_interval(successes: int, total: int, z: float = 1.959964) -> list[float]:
+    """The Wilson score interval for a proportion (95% for the default z)."""
+    if total <= 0:
+        return [0.0, 1.0]
+    p = successes / total
+    denominator = 1.0 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def add_intervals(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Add 95% Wilson intervals for accuracy (`accuracy_ci95`) and each class's recall."""
+    matrix = metrics["confusion_matrix"]
+    total = sum(sum(row) for row in matrix)
+    correct = sum(matrix[i][i] for i in range(len(matrix)))
+    metrics["accuracy_ci95"] = wilson_interval(correct, total)
+    for i, name in enumerate(metrics["class_names"]):
+        metrics["per_class"][name]["recall_ci95"] = wilson_interval(matrix[i][i], sum(matrix[i]))
+    return metrics

@@ -12,6 +12,24 @@ from emotion_tf.errors import ModelDirError
 # Packaged files live in git and inside the wheel: refuse to write one larger than this.
 MAX_PACKAGED_BYTES = 10_000_000
 RUN_METRIC_KEYS = ("accuracy", "balanced_accuracy", "roc_auc", "count", "per_class", "split")
+# Where a run was trained and what it printed do not change the model: the recipe hash leaves
+# them out, so a run of configs/packaged.yaml anywhere has the packaged file's recipe hash.
+PLACE_KEYS = (
+    ("data", "data_dir"),
+    ("train", "run_dir"),
+    ("train", "export_dir"),
+    ("train", "verbose"),
+)
+
+
+def recipe_hash(config: Any) -> str:
+    """A hash of the resolved config without paths and verbosity (see PLACE_KEYS)."""
+    import hashlib
+
+    values = config.to_dict()
+    for section, key in PLACE_KEYS:
+        values[section].pop(key, None)
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclasses.dataclass
@@ -54,6 +72,7 @@ def pack_run(
     metadata = {
         "config": config.to_dict(),
         "config_hash": config.digest(),
+        "recipe_hash": recipe_hash(config),
         "class_names": predictor.class_names,
         "checkpoint": checkpoint.name,
         "run_metrics": {k: run_metrics[k] for k in RUN_METRIC_KEYS if k in run_metrics},
