@@ -14,6 +14,7 @@ from emotion_tf.packaged.archive import read_metadata, read_packaged
 from emotion_tf.packaged.build import pack_run
 from emotion_tf.packaged.weights import dequantize_kernel, quantize_kernel
 from emotion_tf.predictors.resolve import kept_checkpoint, open_model
+from tests.conftest import REPO_ROOT
 from tests.packaged_helpers import tiny_last_run
 
 
@@ -81,3 +82,40 @@ def test_reading_a_file_that_is_not_a_packaged_model_names_it(tmp_path: Path) ->
         read_packaged(other)
     with pytest.raises(ModelDirError, match="not found"):
         read_packaged(tmp_path / "absent.npz")
+
+
+def test_pack_command_fits_a_temperature_and_records_it(
+    tiny_run: Path, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from emotion_tf.cli import main
+
+    target = tmp_path / "calibrated.npz"
+    result = CliRunner().invoke(
+        main,
+        ["pack", str(tiny_run), "-o", str(target), "--calibrate", str(tiny_data_dir / "train")],
+    )
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(target)
+    calibration = meta["calibration"]
+    assert meta["temperature"] == calibration["temperature"] > 0
+    assert calibration["fitted_on"].endswith("train") and calibration["count"] > 0
+    assert calibration["nll_after"] <= calibration["nll_before"]
+    assert f"config hash {meta['config_hash']}" in result.output
+    refused = CliRunner().invoke(main, ["pack", str(tmp_path), "-o", str(tmp_path / "x.npz")])
+    assert refused.exit_code == 2 and "not a finished run directory" in refused.output
+
+
+def test_recipe_hash_ignores_where_a_run_was_made(tmp_path: Path) -> None:
+    from emotion_tf.config import load_config
+    from emotion_tf.packaged.build import recipe_hash
+
+    config = load_config(REPO_ROOT / "configs/packaged.yaml")
+    moved = load_config(
+        REPO_ROOT / "configs/packaged.yaml",
+        [f"train.run_dir={tmp_path}", "data.data_dir=/elsewhere"],
+    )
+    changed = load_config(REPO_ROOT / "configs/packaged.yaml", ["train.epochs=3"])
+    assert recipe_hash(config) == recipe_hash(moved) != recipe_hash(changed)
+    assert config.digest() != moved.digest()

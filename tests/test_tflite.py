@@ -91,3 +91,26 @@ def test_a_tflite_without_emotion_tf_metadata_is_refused(run: Path, tmp_path) ->
     junk.write_bytes(b"\0" * 64)
     with pytest.raises(ModelDirError, match="junk.tflite"):
         open_model(junk)
+
+
+def test_benchmark_script_runs_at_tiny_size(tiny_data_dir: Path, tmp_path: Path, capsys) -> None:
+    """benchmarks/tflite.py end to end on an untrained 32 px model (measures nothing)."""
+    import importlib.util
+    import json
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_tflite", REPO_ROOT / "benchmarks/tflite.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    out = tmp_path / "tflite.json"
+    assert module.main(["--smoke", "--out", str(out), "--data", str(tiny_data_dir)]) == 0
+    figures = {f["name"]: f for f in json.loads(out.read_text())["figures"]}
+    assert figures["tflite.tflite_none.max_prob_diff_vs_savedmodel"]["status"] == "PASS"
+    for name in ("savedmodel", "tflite_none", "tflite_float16", "tflite_int8"):
+        assert figures[f"tflite.{name}.b1_p50"]["value"] > 0
+    assert "SUMMARY tflite.int8.accuracy_drop" in capsys.readouterr().out
