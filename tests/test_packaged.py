@@ -119,3 +119,27 @@ def test_recipe_hash_ignores_where_a_run_was_made(tmp_path: Path) -> None:
     changed = load_config(REPO_ROOT / "configs/packaged.yaml", ["train.epochs=3"])
     assert recipe_hash(config) == recipe_hash(moved) != recipe_hash(changed)
     assert config.digest() != moved.digest()
+
+
+def test_packaged_model_benchmark_runs_at_tiny_size(
+    tiny_run: Path, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    """benchmarks/packaged_model.py end to end on the tiny run (measures nothing)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_packaged_model", REPO_ROOT / "benchmarks/packaged_model.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    packed = pack_run(tiny_run, tmp_path / "m.npz", temperature=2.0)
+    out, figure = tmp_path / "out.json", tmp_path / "reliability.png"
+    argv = ["--run", str(tiny_run), "--packaged", str(packed.path), "--fer", str(tiny_data_dir)]
+    argv += ["--figure", str(figure), "--out", str(out)]
+    assert module.main(argv) == 0
+    figures = {f["name"]: f["value"] for f in json.loads(out.read_text())["figures"]}
+    assert abs(figures["packaged.fer.accuracy_drop"]) <= 10
+    assert figures["packaged.fer.max_prob_diff"] < 0.02
+    assert figure.stat().st_size > 1000

@@ -1,0 +1,74 @@
+"""The Python examples of docs/api.md and README.md run as written against the packaged model,
+and the packaged model answers a face photo right after install (no model named, no download)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from emotion_tf.faces.detector import FaceBox
+from tests.conftest import REPO_ROOT
+from tests.faces_helpers import clutter, detectable_faces, paste
+
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+@pytest.fixture(scope="module")
+def example_dir(tmp_path_factory: pytest.TempPathFactory, fer_dir: Path) -> Path:
+    """photo.jpg (a FER face in a cluttered colour photo), face.png and faces/ (FER crops)."""
+    folder = tmp_path_factory.mktemp("examples")
+    (face,) = detectable_faces(fer_dir, 1)
+    paste(clutter(3), [face], [FaceBox(200, 120, 160, 160)]).save(folder / "photo.jpg")
+    shutil.copy(face, folder / "face.png")
+    (folder / "faces").mkdir()
+    for path in sorted((fer_dir / "validation" / "sad").glob("*.jpg"))[:3]:
+        shutil.copy(path, folder / "faces" / path.name)
+    return folder
+
+
+@pytest.mark.parametrize("document", ["docs/api.md", "README.md"])
+def test_python_examples_run(document: str, example_dir: Path) -> None:
+    blocks = python_blocks(REPO_ROOT / document)
+    assert blocks, f"{document} has no python examples"
+    namespace: dict[str, object] = {}
+    output = io.StringIO()
+    previous = Path.cwd()
+    os.chdir(example_dir)
+    try:
+        with contextlib.redirect_stdout(output):
+            for block in blocks:
+                exec(compile(block, document, "exec"), namespace)
+    finally:
+        os.chdir(previous)
+    printed = output.getvalue()
+    assert re.search(r"^(happy|sad) 0\.\d+", printed, flags=re.M), printed
+    if document == "docs/api.md":
+        assert "missing.jpg: no such file or folder" in printed
+        assert "['sad']" in printed or "['happy']" in printed
+
+
+def test_packaged_model_is_small_and_answers_with_no_model_named(example_dir: Path) -> None:
+    import emotion_tf
+    from emotion_tf.packaged import PACKAGED_MODEL_FILE
+
+    assert PACKAGED_MODEL_FILE.stat().st_size <= 10_000_000
+    model = emotion_tf.load()
+    assert model.class_names == ["happy", "sad"]
+    answer = model.predict_photo(example_dir / "photo.jpg")
+    assert answer.ok and answer.faces == 1 and answer.label in ("happy", "sad")
+    x, y, w, h = answer.box
+    assert abs(x + w / 2 - 280) < 20 and abs(y + h / 2 - 200) < 20  # the pasted face
+    with Image.open(example_dir / "face.png") as crop:
+        direct = model.predict(crop)
+    assert direct.faces[0].source == "crop"
