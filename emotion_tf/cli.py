@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,56 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dir", type=click.Path())
 @click.option("--export-dir", help="Export base (default: RUN_DIR/export).")
 @click.option("--version", "version", type=int, help="Version number (default: next free).")
-def export(run_dir: str, export_dir: str | None, version: int | None) -> None:
-    """Export RUN_DIR's kept checkpoint (best.keras, or last.keras for train.keep=last) as a
-    versioned SavedModel for TF Serving."""
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["savedmodel", "tflite"]),
+    default="savedmodel",
+    show_default=True,
+    help="savedmodel: a versioned SavedModel for TF Serving; tflite: one .tflite file.",
+)
+@click.option(
+    "--quantize",
+    type=click.Choice(["none", "float16", "int8"]),
+    default="none",
+    show_default=True,
+    help="TFLite weights: float32 (none), float16, or int8 (dynamic range).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    help="The .tflite file (default: RUN_DIR/export/model[-QUANTIZE].tflite).",
+)
+def export(
+    run_dir: str,
+    export_dir: str | None,
+    version: int | None,
+    fmt: str,
+    quantize: str,
+    output: str | None,
+) -> None:
+    """Export RUN_DIR's kept checkpoint as a versioned SavedModel for TF Serving, or as a
+    TFLite file (--format tflite; RUN_DIR may also be a packaged .npz).
+
+    The .tflite takes uint8 images already resized to the model's input size (antialiased,
+    as `emotion_tf.preprocess.resize_uint8` does) and returns probabilities; its metadata holds
+    the class names and input size.
+    """
+    from emotion_tf.errors import ConfigError
+
+    if fmt == "tflite":
+        if export_dir or version is not None:
+            raise ConfigError("--export-dir and --version are for SavedModel exports")
+        from emotion_tf.tflite.source import export_tflite
+
+        click.echo(str(export_tflite(run_dir, output, quantize)))
+        return
+    if output or quantize != "none":
+        raise ConfigError("--output and --quantize are for --format tflite")
     from emotion_tf.run_dir import load_run
 
     run = load_run(Path(run_dir))  # checks the folder before TensorFlow starts
@@ -117,9 +162,22 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
     return "\n".join(lines)
 
 
+MODEL_HELP = (
+    "The model: a run directory, an export (base or version folder), a .tflite file or a "
+    "packaged .npz. Default: the happy/sad model packaged with emotion-tf."
+)
+
+
+def model_option(func: Callable) -> Callable:
+    """`--model/-m MODEL`, shared by every command that runs a model (default: packaged)."""
+    return click.option("--model", "-m", "model", default=None, metavar="MODEL", help=MODEL_HELP)(
+        func
+    )
+
+
 @main.command()
-@click.argument("model")
 @click.argument("paths", nargs=-1, required=True)
+@model_option
 @click.option(
     "--format",
     "fmt",
@@ -163,8 +221,8 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
     help="Videos: write timeline.png, summary.json and report.html into this folder.",
 )
 def predict(
-    model: str,
     paths: tuple[str, ...],
+    model: str | None,
     fmt: str,
     batch_size: int,
     faces: str,
@@ -175,17 +233,15 @@ def predict(
     smooth_s: float,
     report_dir: str | None,
 ) -> None:
-    """Predict labels for image files and folders (recursively), or for video files, with the
-    export at MODEL.
+    """Predict happy/sad for image files and folders (recursively), or for video files.
 
-    MODEL is an export base (newest version), a version folder, or a run directory.
-    With face detection, each face gives one row with its box [x, y, w, h] and detector score.
-    Videos (mp4, mov, avi, mkv, webm) give one row per person per analysed frame, with the
-    time, frame index and a person id that follows the face; a summary per video goes to
-    stderr. Exits with status 1 if any input could not be predicted (a photo without a face is
-    not a failure: it gets a "no face found" row).
+    Uses the packaged model unless --model names another. With face detection, each face
+    gives one row with its box [x, y, w, h] and detector score. Videos (mp4, mov, avi, mkv,
+    webm) give one row per person per analysed frame, with the time, frame index and a person
+    id that follows the face; a summary per video goes to stderr. Exits with status 1 if any
+    input could not be predicted (a photo without a face is not a failure: it gets a "no face
+    found" row).
     """
-    from emotion_tf.export import LoadedExport
     from emotion_tf.faces.crop import DEFAULT_MARGIN
     from emotion_tf.predict import (
         Annotator,
@@ -194,6 +250,7 @@ def predict(
         predict_faces,
         predict_paths,
     )
+    from emotion_tf.predictors.resolve import open_model
 
     videos = [p for p in paths if is_video_path(p)]
     if videos:
@@ -202,7 +259,7 @@ def predict(
         from emotion_tf.faces.crop import DEFAULT_MARGIN
         from emotion_tf.video.cli import predict_videos
 
-        loaded = LoadedExport(model)
+        loaded = open_model(model)
         margin = DEFAULT_MARGIN if face_margin is None else face_margin
         failed = predict_videos(
             loaded, videos, fmt, sample_fps, smooth_s, margin, report_dir, annotate_dir
@@ -211,7 +268,7 @@ def predict(
             click.echo(f"{failed} of {len(videos)} video(s) failed", err=True)
             sys.exit(1)
         return
-    loaded = LoadedExport(model)
+    loaded = open_model(model)
     if faces == "none" and not annotate_dir:
         rows = list(predict_paths(loaded, paths, batch_size=batch_size))
         click.echo(_format_rows(rows, loaded.class_names, fmt))
@@ -244,8 +301,8 @@ def predict(
 
 
 @main.command()
-@click.argument("model")
 @click.argument("data_dir", type=click.Path(file_okay=False))
+@model_option
 @click.option("--output", type=click.Path(dir_okay=False), help="Also write metrics JSON here.")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
@@ -256,27 +313,28 @@ def predict(
     "When no face is found: skip the image (listed) or classify the whole image.",
 )
 def evaluate(
-    model: str,
     data_dir: str,
+    model: str | None,
     output: str | None,
     fmt: str,
     faces: str,
     fallback: str,
     face_margin: float | None,
 ) -> None:
-    """Accuracy, per-class precision/recall/F1 and confusion matrix of MODEL on DATA_DIR.
+    """Accuracy (with 95% intervals), per-class precision/recall/F1, confusion matrix and
+    expected calibration error of the model (default: the packaged one) on DATA_DIR.
 
     DATA_DIR is a folder of class sub-folders, or a data dir whose validation/ split is used.
     With face detection each image is classified on its largest face.
     """
     from emotion_tf.evaluate import evaluate_export
-    from emotion_tf.export import LoadedExport
     from emotion_tf.faces.crop import DEFAULT_MARGIN
     from emotion_tf.io_utils import atomic_write_json
     from emotion_tf.metrics import format_metrics
+    from emotion_tf.predictors.resolve import open_model
 
     metrics = evaluate_export(
-        LoadedExport(model),
+        open_model(model),
         Path(data_dir),
         faces=faces,
         fallback=fallback,

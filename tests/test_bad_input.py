@@ -234,7 +234,7 @@ def test_predict_cli_survives_bad_files_and_odd_names(trained, bad_data) -> None
     """Odd bytes in names must not break the table (real CLI in a subprocess), JSON or CSV."""
     root, cases = bad_data
     folder = root / "train" / "happy" / BAD_FOLDER
-    args = ["predict", str(trained.export_path), str(folder), "--faces", "none"]
+    args = ["predict", "-m", str(trained.export_path), str(folder), "--faces", "none"]
     done = subprocess.run(
         [sys.executable, "-m", "emotion_tf.cli", *args],
         capture_output=True,
@@ -428,14 +428,14 @@ def test_data_layout_mistakes_each_get_one_clear_error(tiny_data_dir: Path, tmp_
 def test_model_dir_mistakes_are_refused(trained, bad_data, tmp_path: Path) -> None:
     root, _ = bad_data
     image = str(root / "train" / "happy" / BAD_FOLDER / "valid.jpg")
-    assert "not an emotion-tf export" in cli_error(["predict", str(tmp_path), image])
+    assert "not an emotion-tf export" in cli_error(["predict", "-m", str(tmp_path), image])
     (tmp_path / "1").mkdir()
     (tmp_path / "1" / "saved_model.pb").write_bytes(b"junk")
-    assert "not made by emotion-tf" in cli_error(["predict", str(tmp_path), image])
+    assert "not made by emotion-tf" in cli_error(["predict", "-m", str(tmp_path), image])
     other = tmp_path / "other"
     shutil.copytree(root / "validation", other, ignore=shutil.ignore_patterns(BAD_FOLDER))
     (other / "sad").rename(other / "angry")
-    message = cli_error(["evaluate", str(trained.export_path), str(other)])
+    message = cli_error(["evaluate", "-m", str(trained.export_path), str(other)])
     assert "['angry']" in message and "not classes of the model" in message
 
 

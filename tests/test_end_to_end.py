@@ -86,7 +86,8 @@ def test_cli_predict_and_evaluate(mirrored_run, tiny_data_dir, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     result = runner.invoke(
-        main, ["predict", str(mirrored_run.run_dir), str(happy), str(broken), "--format", "csv"]
+        main,
+        ["predict", "-m", str(mirrored_run.run_dir), str(happy), str(broken), "--format", "csv"],
     )
     assert result.exit_code == 1  # one input failed, the others were still predicted
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -98,7 +99,7 @@ def test_cli_predict_and_evaluate(mirrored_run, tiny_data_dir, tmp_path):
     assert [Path(r["path"]).name for r in rows if r["error"]] == ["broken.png"]
 
     as_json = runner.invoke(
-        main, ["predict", str(mirrored_run.export_path), str(happy), "--format", "json"]
+        main, ["predict", "-m", str(mirrored_run.export_path), str(happy), "--format", "json"]
     )
     assert as_json.exit_code == 0, as_json.output
     assert len(json.loads(as_json.stdout)) == len(good)
@@ -108,6 +109,7 @@ def test_cli_predict_and_evaluate(mirrored_run, tiny_data_dir, tmp_path):
         main,
         [
             "evaluate",
+            "-m",
             str(mirrored_run.run_dir / "export"),
             str(tiny_data_dir),
             "--output",
@@ -132,7 +134,7 @@ def test_cli_export_makes_next_version(mirrored_run):
 
 def test_cli_errors_are_one_line(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["predict", str(tmp_path), "x.jpg"])
+    result = runner.invoke(main, ["predict", "-m", str(tmp_path), "x.jpg"])
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and "not an emotion-tf export" in result.stderr
     result = runner.invoke(main, ["train", "--set", "train.epochz=1"])

@@ -107,6 +107,7 @@ def test_predict_cli_rows_per_face_csv_json_and_annotations(run, photos, tmp_pat
         main,
         [
             "predict",
+            "-m",
             str(run.export_path),
             str(folder),
             "--format",
@@ -135,14 +136,23 @@ def test_predict_cli_rows_per_face_csv_json_and_annotations(run, photos, tmp_pat
 
     as_json = runner.invoke(
         main,
-        ["predict", str(run.export_path), str(folder), "--format", "json", "--faces", "detect"],
+        [
+            "predict",
+            "-m",
+            str(run.export_path),
+            str(folder),
+            "--format",
+            "json",
+            "--faces",
+            "detect",
+        ],
     )
     assert as_json.exit_code == 0
     records = json.loads(as_json.stdout)
     assert sum(1 for r in records if r["no_face"]) == 1
     assert all(len(r["box"]) == 4 for r in records if not r["no_face"])
 
-    table = runner.invoke(main, ["predict", str(run.export_path), str(folder)])
+    table = runner.invoke(main, ["predict", "-m", str(run.export_path), str(folder)])
     assert "no face found" in table.stdout and "box [x, y, w, h]" in table.stdout
 
 
@@ -152,7 +162,7 @@ def test_predict_cli_json_has_the_same_keys_with_and_without_faces(run, photos) 
     records = {}
     for mode in ("none", "detect"):
         result = CliRunner().invoke(
-            main, ["predict", str(run.export_path), face, "--faces", mode, "--format", "json"]
+            main, ["predict", "-m", str(run.export_path), face, "--faces", mode, "--format", "json"]
         )
         assert result.exit_code == 0, result.output
         [records[mode]] = json.loads(result.stdout)[:1]
