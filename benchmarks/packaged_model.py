@@ -7,7 +7,7 @@ largest face, as `emotion-tf evaluate --faces auto` does):
 - expected calibration error (10 bins) without temperature scaling and with the packaged
   temperature, and a reliability diagram of both (`--figure`).
 
-    python benchmarks/packaged_model.py --run /work/runs/fer-last-s1337 \
+    python -m benchmarks.packaged_model --run /work/runs/fer-last-s1337 \
         --fer ../shared/data/fer2013-happy-sad --web ../shared/data/web-happy-sad \
         --figure docs/images/reliability.png
 """
@@ -17,9 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import Figure, Report, base_parser, log
+from benchmarks.report import Figure, Report, base_parser, log
 
 TARGET_DROP = 0.3  # accuracy points lost to int8 storage
 

@@ -239,7 +239,7 @@ def bench_cli(
             os.link(path, target)
     script = Path(sys.executable).parent / "emotion-tf"
     launcher = [str(script)] if script.is_file() else [sys.executable, "-m", "emotion_tf.cli"]
-    command = [*launcher, "predict", str(export_path)]
+    command = [*launcher, "predict", "-m", str(export_path)]
     runs = (
         ("small", small, 64, ["--faces", "none"]),
         ("full", folder, len(paths), ["--faces", "none"]),

@@ -89,6 +89,7 @@ class Server:
             "-m",
             "emotion_tf.cli",
             "serve",
+            "-m",
             str(model),
             "--host",
             HOST,

@@ -9,8 +9,8 @@ same weights, then measures in one process:
   `emotion_tf.evaluate.evaluate_export`, and each TFLite file's largest probability difference
   from the SavedModel on those images.
 
-    python benchmarks/tflite.py --data ../shared/data/fer2013-happy-sad
-    python benchmarks/tflite.py --model runs/fer2013 --calls 300
+    python -m benchmarks.tflite --data ../shared/data/fer2013-happy-sad
+    python -m benchmarks.tflite --model runs/fer2013 --calls 300
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import Figure, Report, WorkDir, base_parser, log, percentile
+from benchmarks.images import WorkDir
+from benchmarks.report import Figure, Report, base_parser, log
+from benchmarks.timing import percentile
 
 MODES = ("none", "float16", "int8")
 TARGET_INT8_DROP = 1.0  # accuracy points

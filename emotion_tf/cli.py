@@ -11,14 +11,13 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from emotion_tf import __version__
-from emotion_tf.cli_base import group, show_tensorflow_log
+from emotion_tf.cli_base import group, model_option, show_tensorflow_log
 from emotion_tf.data.cli import data
 from emotion_tf.errors import ConfigError
 from emotion_tf.explain.cli import explain
@@ -160,19 +159,6 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
         probs = "  ".join(f"{row.probabilities[n]:>7.3f}" for n in class_names)
         lines.append(f"{row.path:<{width}}  {row.label:<8}{row.confidence:>7.3f}  {probs}")
     return "\n".join(lines)
-
-
-MODEL_HELP = (
-    "The model: a run directory, an export (base or version folder), a .tflite file or a "
-    "packaged .npz. Default: the happy/sad model packaged with emotion-tf."
-)
-
-
-def model_option(func: Callable) -> Callable:
-    """`--model/-m MODEL`, shared by every command that runs a model (default: packaged)."""
-    return click.option("--model", "-m", "model", default=None, metavar="MODEL", help=MODEL_HELP)(
-        func
-    )
 
 
 @main.command()

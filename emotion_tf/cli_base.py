@@ -11,7 +11,7 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -79,3 +79,14 @@ class Group(click.Group):
 
 command = functools.partial(click.command, cls=Command)
 group = functools.partial(click.group, cls=Group)
+
+
+MODEL_HELP = (
+    "The model: a run directory, an export (base or version folder), a .tflite file or a "
+    "packaged .npz. Default: the happy/sad model packaged with emotion-tf."
+)
+
+
+def model_option(func: Callable, help: str = MODEL_HELP) -> Callable:
+    """`--model/-m MODEL`, the same on every command that runs a model (default: packaged)."""
+    return click.option("--model", "-m", "model", default=None, metavar="MODEL", help=help)(func)

@@ -49,6 +49,7 @@ def _serving_module(
     size: int,
     channels: int,
     test_time_flip: bool = False,
+    temperature: float = 1.0,
 ) -> tf.Module:
     """A tf.Module that tracks only the raw variables; the Keras model stays in the closure.
 
@@ -65,6 +66,9 @@ def _serving_module(
         if test_time_flip:  # average with the mirror image, as the run's evaluation did
             mirrored = tf.cast(model(tf.reverse(images, axis=[2]), training=False), tf.float32)
             probabilities = (probabilities + mirrored) / 2.0
+        if temperature != 1.0:  # calibrated confidences (the packaged model's temperature)
+            logits = tf.math.log(tf.maximum(probabilities, 1e-12)) / temperature
+            probabilities = tf.nn.softmax(logits, axis=1)
         index = tf.argmax(probabilities, axis=1)
         return {
             "probabilities": probabilities,
@@ -115,13 +119,15 @@ def export_model(
     metadata: dict[str, Any] | None = None,
     warmup: bool = True,
     test_time_flip: bool = False,
+    temperature: float = 1.0,
 ) -> Path:
     """Write `model` to `<export_dir>/<version>/` atomically and return that path.
 
     `version=None` takes the next free integer; an existing version is never overwritten
     (`ModelDirError`). `warmup` writes TF Serving warm-up requests when `tensorflow-serving-api`
     is importable, and logs a warning otherwise. `test_time_flip` makes every signature average
-    the probabilities of each image and its mirror image.
+    the probabilities of each image and its mirror image; `temperature` scales them as
+    softmax(log(p) / temperature).
     """
     export_dir = Path(export_dir)
     export_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +144,9 @@ def export_model(
     _, height, width, channels = model.input_shape
     if height != width:
         raise ModelDirError(f"model input must be square. Received: {model.input_shape}")
-    module = _serving_module(model, class_names, int(height), int(channels), test_time_flip)
+    module = _serving_module(
+        model, class_names, int(height), int(channels), test_time_flip, temperature
+    )
     # TF Serving only loads folders named by integers, so the temp folder is never served.
     with temp_dir_beside(export_dir / str(version)) as tmp:
         tf.saved_model.save(
@@ -159,6 +167,7 @@ def export_model(
             "weights_bytes": weights_nbytes(model),
             "warmup_requests": warmup_count,
             "test_time_flip": bool(test_time_flip),
+            "temperature": float(temperature),
         }
         info.update(metadata or {})
         (tmp / "assets").mkdir(exist_ok=True)

@@ -125,15 +125,9 @@ def test_packaged_model_benchmark_runs_at_tiny_size(
     tiny_run: Path, tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     """benchmarks/packaged_model.py end to end on the tiny run (measures nothing)."""
-    import importlib.util
-    import sys
+    import importlib
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_packaged_model", REPO_ROOT / "benchmarks/packaged_model.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = importlib.import_module("benchmarks.packaged_model")
     packed = pack_run(tiny_run, tmp_path / "m.npz", temperature=2.0)
     out, figure = tmp_path / "out.json", tmp_path / "reliability.png"
     argv = ["--run", str(tiny_run), "--packaged", str(packed.path), "--fer", str(tiny_data_dir)]

@@ -555,7 +555,7 @@ def test_serve_command_rejects_bad_model_path(tmp_path: Path) -> None:
 
     from emotion_tf.cli import main
 
-    result = CliRunner().invoke(main, ["serve", str(tmp_path / "missing")])
+    result = CliRunner().invoke(main, ["serve", "-m", str(tmp_path / "missing")])
     assert result.exit_code == 2
     assert "model path not found" in result.output
 
@@ -566,7 +566,16 @@ def test_serve_command_end_to_end(export_base: Path, images: list[bytes], expect
     port = free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "emotion_tf.cli", "serve", str(export_base), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "emotion_tf.cli",
+            "serve",
+            "-m",
+            str(export_base),
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

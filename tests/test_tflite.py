@@ -95,18 +95,10 @@ def test_a_tflite_without_emotion_tf_metadata_is_refused(run: Path, tmp_path) ->
 
 def test_benchmark_script_runs_at_tiny_size(tiny_data_dir: Path, tmp_path: Path, capsys) -> None:
     """benchmarks/tflite.py end to end on an untrained 32 px model (measures nothing)."""
-    import importlib.util
+    import importlib
     import json
-    import sys
 
-    from tests.conftest import REPO_ROOT
-
-    spec = importlib.util.spec_from_file_location(
-        "bench_tflite", REPO_ROOT / "benchmarks/tflite.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = importlib.import_module("benchmarks.tflite")
     out = tmp_path / "tflite.json"
     assert module.main(["--smoke", "--out", str(out), "--data", str(tiny_data_dir)]) == 0
     figures = {f["name"]: f for f in json.loads(out.read_text())["figures"]}

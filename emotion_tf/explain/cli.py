@@ -1,19 +1,26 @@
-"""`emotion-tf explain MODEL IMAGE... --out DIR`: Grad-CAM heat maps for faces in images."""
+"""`emotion-tf explain IMAGE... --out DIR [-m MODEL]`: Grad-CAM heat maps for faces in images."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
 import click
 
-from emotion_tf.cli_base import command
+from emotion_tf.cli_base import command, model_option
 from emotion_tf.faces.cli import face_options
+
+EXPLAIN_MODEL_HELP = (
+    "A run directory (its kept checkpoint), a .keras file, an export inside a run directory, or "
+    "a packaged .npz: Grad-CAM needs the Keras model's gradients, which a SavedModel alone "
+    "lacks. Default: the happy/sad model packaged with emotion-tf."
+)
 
 
 @command("explain")
-@click.argument("model")
 @click.argument("images", nargs=-1, required=True)
+@functools.partial(model_option, help=EXPLAIN_MODEL_HELP)
 @click.option(
     "--out",
     "out_dir",
@@ -34,19 +41,18 @@ from emotion_tf.faces.cli import face_options
     "What to do when no face is found: report it (none) or use the whole image.",
 )
 def explain(
-    model: str,
     images: tuple[str, ...],
+    model: str | None,
     out_dir: str,
     classes: tuple[str, ...],
     faces: str,
     fallback: str,
     face_margin: float | None,
 ) -> None:
-    """Grad-CAM heat maps (from conv5) of MODEL's decision for each face in IMAGES.
+    """Grad-CAM heat maps (from conv5) of the model's decision for each face in IMAGES.
 
-    MODEL is a run directory (its best.keras), a .keras file, or an export inside a run
-    directory: Grad-CAM needs the Keras model's gradients, which a SavedModel alone lacks.
-    Exits with status 1 if any input could not be explained.
+    The model is the packaged one unless --model names another. Exits with status 1 if any
+    input could not be explained.
     """
     from emotion_tf.explain.model import load_keras_model
     from emotion_tf.explain.paths import EXPLANATIONS_FILE, explain_paths

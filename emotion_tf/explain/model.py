@@ -30,8 +30,11 @@ def _class_names_near(folder: Path, num_classes: int) -> list[str]:
     return [f"class_{i}" for i in range(num_classes)]
 
 
-def load_keras_model(path: str | Path) -> KerasModel:
-    """The Keras model behind `path`: a run dir, a .keras file, or an export in a run dir."""
+def load_keras_model(path: str | Path | None = None) -> KerasModel:
+    """The Keras model behind `path`: a run dir, a .keras file, an export in a run dir, or a
+    packaged .npz; None is the model packaged with emotion-tf."""
+    if path is None or Path(path).suffix == ".npz":
+        return _packaged(path)
     path = Path(path)
     if not path.exists():
         raise ModelDirError(f"model path not found: {path}")
@@ -60,6 +63,14 @@ def load_keras_model(path: str | Path) -> KerasModel:
             ) from err
     names = _class_names_near(checkpoint.parent, int(model.output_shape[-1]))
     return KerasModel(model, names, checkpoint)
+
+
+def _packaged(path: str | Path | None) -> KerasModel:
+    from emotion_tf.packaged import PACKAGED_MODEL_FILE
+    from emotion_tf.packaged.archive import read_packaged
+
+    packaged = read_packaged(Path(path) if path is not None else PACKAGED_MODEL_FILE)
+    return KerasModel(packaged.model, packaged.class_names, packaged.path)
 
 
 def _check_export_matches(export_path: Path, run: RunDir) -> None:

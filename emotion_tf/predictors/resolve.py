@@ -3,7 +3,6 @@ an export (base or version folder), or a run directory (its export, else its kep
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from emotion_tf.errors import ModelDirError
@@ -63,32 +62,26 @@ def open_packaged(path: Path) -> Predictor:
 def kept_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint a finished run kept (`last.keras` with train.keep=last, else
     `best.keras`), or None when `run_dir` is not a finished run directory."""
-    from emotion_tf.config import load_config
+    from emotion_tf.run_dir import RunDir
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file() or not (run_dir / "metrics.json").is_file():
+    run = RunDir(Path(run_dir))
+    try:
+        run.require_finished()
+    except ModelDirError:
         return None
-    keep = load_config(run_dir / "config.yaml").train.keep
-    checkpoint = run_dir / ("last.keras" if keep == "last" else "best.keras")
-    return checkpoint if checkpoint.is_file() else None
+    return run.kept_checkpoint(run.load_config())
 
 
 def open_checkpoint(run_dir: Path, checkpoint: Path) -> Predictor:
     """A run's kept Keras checkpoint, with the run's flip setting and class names."""
-    import keras
-
-    from emotion_tf.config import load_config
     from emotion_tf.predictors.keras_model import KerasPredictor
+    from emotion_tf.run_dir import RunDir, load_checkpoint
 
-    config = load_config(run_dir / "config.yaml")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    try:  # safe_mode: a checkpoint may not run code (Lambda layers, unknown objects)
-        model = keras.models.load_model(checkpoint, safe_mode=True)
-    except (ValueError, TypeError, OSError) as err:
-        reason = (str(err).splitlines() or [type(err).__name__])[0][:200]
-        raise ModelDirError(f"cannot load {checkpoint} (safe_mode=True): {reason}") from err
+    run = RunDir(Path(run_dir))
+    config = run.load_config()
+    metrics = run.load_metrics()
     return KerasPredictor(
-        model,
+        load_checkpoint(checkpoint),
         list(metrics["class_names"]),
         checkpoint,
         test_time_flip=config.model.test_time_flip,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from typing import TYPE_CHECKING
 
 import click
 
-from emotion_tf.cli_base import command
+from emotion_tf.cli_base import command, model_option
 from emotion_tf.errors import EmotionTFError
 
 if TYPE_CHECKING:
@@ -19,8 +20,14 @@ log = logging.getLogger(__name__)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+SERVE_MODEL_HELP = (
+    "An export base (integer version folders; the newest is served), one version folder, a run "
+    "directory, or a packaged .npz. Default: the happy/sad model packaged with emotion-tf."
+)
+
+
 @command("serve")
-@click.argument("model_base")
+@functools.partial(model_option, help=SERVE_MODEL_HELP)
 @click.option("--name", default="emotion", show_default=True, help="Model name in the URLs.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
@@ -76,7 +83,7 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
     "each photo and classify the largest (auto keeps images that already look like crops).",
 )
 def serve(
-    model_base: str,
+    model: str | None,
     name: str,
     host: str,
     port: int,
@@ -89,10 +96,8 @@ def serve(
     access_log: bool,
     faces: str,
 ) -> None:
-    """Serve the newest export under MODEL_BASE with TensorFlow Serving's REST API.
-
-    MODEL_BASE is an export base (integer version folders; the newest is served), one version
-    folder, or a run directory. Example request:
+    """Serve a model with TensorFlow Serving's REST API: the packaged model, or the newest
+    export under --model. Example request:
 
     \b
       curl http://127.0.0.1:8501/v1/models/emotion
@@ -109,7 +114,10 @@ def serve(
         max_pixels=max_pixels,
     )
     settings.validate()
-    run_server(model_base, settings, host, port, access_log, faces)
+    from emotion_tf.packaged.saved_model import servable_model_base
+
+    with servable_model_base(model) as model_base:
+        run_server(model_base, settings, host, port, access_log, faces)
 
 
 def run_server(
