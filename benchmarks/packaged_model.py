@@ -1,7 +1,7 @@
 """The packaged model against the run it was packed from: int8 storage cost and calibration.
 
-Measures, on FER2013 validation (whole crops) and web-photo validation (each photo on its
-largest face, as `emotion-tf evaluate --faces auto` does):
+Measures, on FER2013 validation and web-photo validation, as `emotion-tf evaluate` does by
+default (`--faces auto`: a face crop is used whole, a photo is judged on its largest face):
 - accuracy of the run's kept checkpoint (float32) and of the packaged file (int8 weights),
   both with the flip averaging the model ships with, and the largest probability difference;
 - expected calibration error (10 bins) without temperature scaling and with the packaged
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     report.details["temperature"] = temperature
     report.details["calibration"] = packaged.metadata.get("calibration")
     curves = {}
-    sets = [("fer", args.fer, "none")] + ([("web", args.web, "auto")] if args.web else [])
+    sets = [("fer", args.fer, "auto")] + ([("web", args.web, "auto")] if args.web else [])
     for name, folder, faces in sets:
         log(f"{name}: predicting {folder} (faces={faces}) with the checkpoint and the package")
         full = predict_labelled(checkpoint, Path(folder), faces=faces)
