@@ -72,3 +72,15 @@ def test_packaged_model_is_small_and_answers_with_no_model_named(example_dir: Pa
     with Image.open(example_dir / "face.png") as crop:
         direct = model.predict(crop)
     assert direct.faces[0].source == "crop"
+
+
+def test_predict_command_uses_the_packaged_model_when_none_is_named(example_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from emotion_tf.cli import main
+
+    result = CliRunner().invoke(main, ["predict", str(example_dir / "photo.jpg")])
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        r"photo\.jpg\s+0\s+\[\d+, \d+, \d+, \d+\].*(happy|sad)\s+0\.\d{3}", result.stdout
+    )

@@ -137,3 +137,23 @@ def test_packaged_model_benchmark_runs_at_tiny_size(
     assert abs(figures["packaged.fer.accuracy_drop"]) <= 10
     assert figures["packaged.fer.max_prob_diff"] < 0.02
     assert figure.stat().st_size > 1000
+
+
+def test_serving_a_packaged_file_exports_it_with_flip_and_temperature(
+    tiny_run: Path, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    from emotion_tf.export import LoadedExport
+    from emotion_tf.packaged.saved_model import servable_model_base
+
+    packed = pack_run(tiny_run, tmp_path / "m.npz", temperature=0.5)
+    files = sorted((tiny_data_dir / "validation").rglob("*.jpg"))[:6]
+    images = np.stack([_image(p) for p in files])
+    with servable_model_base(str(packed.path)) as base:
+        served = LoadedExport(base)
+        assert served.metadata["temperature"] == 0.5 and served.metadata["test_time_flip"]
+        outputs = served.predict_images(images)["probabilities"]
+    assert not Path(base).exists()  # the temporary export is gone with the server
+    reference = open_model(packed.path).predict_images(images)["probabilities"]
+    assert np.abs(outputs - reference).max() < 1e-4
+    with pytest.raises(ModelDirError, match="TFLite file"), servable_model_base("m.tflite"):
+        pass

@@ -45,12 +45,13 @@ def load_inputs(inputs: ImageInput, channels: int, max_pixels: int) -> Iterator[
 
 
 def _from_path(item: str | Path, channels: int, max_pixels: int) -> Iterator[LoadedInput]:
-    from emotion_tf.predict import _read, expand_inputs
+    from emotion_tf.data.files import read_upright_image
+    from emotion_tf.predict import expand_inputs
 
     for path, error in expand_inputs([item]):
         data = None
         if error is None:
-            data, error = _read(path, max_pixels)
+            data, error = read_upright_image(path, max_pixels)
         if error is not None:
             yield LoadedInput(path, error=error)
         else:
