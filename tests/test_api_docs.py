@@ -60,9 +60,8 @@ def test_python_examples_run(document: str, example_dir: Path) -> None:
 
 def test_packaged_model_is_small_and_answers_with_no_model_named(example_dir: Path) -> None:
     import emotion_tf
-    from emotion_tf.packaged import PACKAGED_MODEL_FILE
-
     from emotion_tf.config import load_config
+    from emotion_tf.packaged import PACKAGED_MODEL_FILE
     from emotion_tf.packaged.archive import read_metadata
     from emotion_tf.packaged.build import recipe_hash
 
