@@ -54,7 +54,7 @@ def test_missing_tensorflow_names_the_extra(tmp_path: Path) -> None:
     image.write_bytes(b"not read")
     code = "import sys; sys.modules['tensorflow'] = None; from emotion_tf.cli import main; main()"
     result = subprocess.run(
-        [sys.executable, "-c", code, "predict", str(tmp_path), str(image)],
+        [sys.executable, "-c", code, "predict", "-m", str(tmp_path), str(image)],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)},
@@ -94,7 +94,7 @@ def test_error_after_tensorflow_started_is_still_one_line(tmp_path: Path) -> Non
     code = "from emotion_tf.cli import main; main()"
     missing = tmp_path / "no-such-export"
     result = subprocess.run(
-        [sys.executable, "-c", code, "predict", str(missing), str(tmp_path)],
+        [sys.executable, "-c", code, "predict", "-m", str(missing), str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,

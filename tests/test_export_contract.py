@@ -108,7 +108,6 @@ def test_saved_model_cli_run_matches_predict(trained, sample_files, tmp_path: Pa
             str(trained.export_path),
             "--tag_set",
             "serve",
-            "-m",
             "--signature_def",
             BYTES_SIGNATURE,
             "--inputs",

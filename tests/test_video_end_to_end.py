@@ -67,7 +67,7 @@ def test_predict_cli_writes_rows_report_and_annotated_video(
     model_dir, happy_then_sad, tmp_path
 ) -> None:
     runner = CliRunner()
-    args = ["predict", str(model_dir), str(happy_then_sad), "--sample-fps", "5"]
+    args = ["predict", "-m", str(model_dir), str(happy_then_sad), "--sample-fps", "5"]
     result = runner.invoke(
         main,
         [
@@ -112,7 +112,7 @@ def test_watch_on_a_file_writes_the_rows_predict_writes(model_dir, tmp_path) -> 
     video = write_demo_video(tmp_path / "two.avi", actors, 3.0, fps=5)
     runner = CliRunner()
     options = ["--sample-fps", "all", "--smooth", "0", "--format", "jsonl"]
-    predicted = runner.invoke(main, ["predict", str(model_dir), str(video), *options])
+    predicted = runner.invoke(main, ["predict", "-m", str(model_dir), str(video), *options])
     out = tmp_path / "watch.jsonl"
     watched = runner.invoke(
         main, ["watch", str(model_dir), str(video), *options, "--output", str(out)]
@@ -164,7 +164,7 @@ def test_each_broken_video_gets_its_error_and_the_rest_goes_on(
     cut_avi.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
     inputs = [junk, cut_mp4, no_frames, audio, cut_avi]
     result = CliRunner().invoke(
-        main, ["predict", str(model_dir), *map(str, inputs), "--format", "jsonl"]
+        main, ["predict", "-m", str(model_dir), *map(str, inputs), "--format", "jsonl"]
     )
     assert result.exit_code == 1
     rows = [json.loads(line) for line in result.stdout.splitlines()]
@@ -185,7 +185,9 @@ def test_mixing_images_and_videos_is_refused(model_dir, happy_then_sad, tmp_path
     from PIL import Image
 
     Image.new("RGB", (48, 48)).save(image)
-    result = CliRunner().invoke(main, ["predict", str(model_dir), str(image), str(happy_then_sad)])
+    result = CliRunner().invoke(
+        main, ["predict", "-m", str(model_dir), str(image), str(happy_then_sad)]
+    )
     assert result.exit_code == 2 and "separate calls" in result.stderr
 
 
