@@ -32,9 +32,7 @@ def _sampled(temperature: float, count: int = 4000, seed: int = 0):
 def test_ece_is_the_weighted_gap_between_confidence_and_accuracy() -> None:
     probabilities = np.array([[0.9, 0.1]] * 10 + [[0.3, 0.7]] * 10)
     labels = np.array([0] * 5 + [1] * 5 + [1] * 10)  # 50% right at 0.9, 100% right at 0.7
-    assert expected_calibration_error(labels, probabilities) == pytest.approx(
-        0.5 * 0.4 + 0.5 * 0.3
-    )
+    assert expected_calibration_error(labels, probabilities) == pytest.approx(0.5 * 0.4 + 0.5 * 0.3)
     bins = [b for b in reliability_bins(labels, probabilities) if b["count"]]
     assert [(b["count"], b["accuracy"]) for b in bins] == [(10, 1.0), (10, 0.5)]
 
