@@ -176,6 +176,11 @@ def fer_side_by_side(path: Path, fer_path: str, report: Report, frames: int) -> 
     code = f"""
 import sys, time, resource, json
 sys.path.insert(0, {fer_path!r})
+import cv2
+# fer calls cv2.waitKey / destroyAllWindows even with display=False; the headless OpenCV
+# beside emotion-tf has no window functions, and with no window they do nothing anyway.
+cv2.waitKey = lambda *args: -1
+cv2.destroyAllWindows = lambda *args: None
 from fer.fer import FER
 from fer.classes import Video
 detector = FER(mtcnn=False)
