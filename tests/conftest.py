@@ -23,6 +23,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def float32_policy_after_each_test():
+    """Training sets Keras' global dtype policy; a test that trains in mixed precision must not
+    leave it for the next test (which would then build bfloat16 models)."""
+    yield
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """`../shared/data` beside the repository (or $EMOTION_TF_SHARED_DATA).
