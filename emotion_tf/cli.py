@@ -206,6 +206,12 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
     type=click.Path(file_okay=False),
     help="Videos: write timeline.png, summary.json and report.html into this folder.",
 )
+@click.option(
+    "--trust-model",
+    is_flag=True,
+    help="Run the export even if its graph uses ops outside the allow-list (file, network, "
+    "Python ops); only for exports you trust.",
+)
 def predict(
     paths: tuple[str, ...],
     model: str | None,
@@ -218,6 +224,7 @@ def predict(
     sample_fps: float | None,
     smooth_s: float,
     report_dir: str | None,
+    trust_model: bool,
 ) -> None:
     """Predict happy/sad for image files and folders (recursively), or for video files.
 
@@ -245,7 +252,7 @@ def predict(
         from emotion_tf.faces.crop import DEFAULT_MARGIN
         from emotion_tf.video.cli import predict_videos
 
-        loaded = open_model(model)
+        loaded = open_model(model, trust=trust_model)
         margin = DEFAULT_MARGIN if face_margin is None else face_margin
         failed = predict_videos(
             loaded, videos, fmt, sample_fps, smooth_s, margin, report_dir, annotate_dir
@@ -254,7 +261,7 @@ def predict(
             click.echo(f"{failed} of {len(videos)} video(s) failed", err=True)
             sys.exit(1)
         return
-    loaded = open_model(model)
+    loaded = open_model(model, trust=trust_model)
     if faces == "none" and not annotate_dir:
         rows = list(predict_paths(loaded, paths, batch_size=batch_size))
         click.echo(_format_rows(rows, loaded.class_names, fmt))
@@ -298,6 +305,12 @@ def predict(
     "detect: always find faces; none: classify each image whole.",
     "When no face is found: skip the image (listed) or classify the whole image.",
 )
+@click.option(
+    "--trust-model",
+    is_flag=True,
+    help="Run the export even if its graph uses ops outside the allow-list (file, network, "
+    "Python ops); only for exports you trust.",
+)
 def evaluate(
     data_dir: str,
     model: str | None,
@@ -306,12 +319,14 @@ def evaluate(
     faces: str,
     fallback: str,
     face_margin: float | None,
+    trust_model: bool,
 ) -> None:
     """Accuracy (with 95% intervals), per-class precision/recall/F1, confusion matrix and
     expected calibration error of the model (default: the packaged one) on DATA_DIR.
 
     DATA_DIR is a folder of class sub-folders, or a data dir whose validation/ split is used.
-    With face detection each image is classified on its largest face.
+    With face detection each image is classified on its largest face. Exits with status 1 if
+    any input was skipped (the metrics then cover the rest).
     """
     from emotion_tf.evaluate import evaluate_export
     from emotion_tf.faces.crop import DEFAULT_MARGIN
@@ -320,7 +335,7 @@ def evaluate(
     from emotion_tf.predictors.resolve import open_model
 
     metrics = evaluate_export(
-        open_model(model),
+        open_model(model, trust=trust_model),
         Path(data_dir),
         faces=faces,
         fallback=fallback,
@@ -331,6 +346,9 @@ def evaluate(
         click.echo(f"skipped {item['path']}: {item['error']}", err=True)
     if output:
         atomic_write_json(Path(output), metrics)
+    if metrics["errors"]:
+        click.echo(f"{len(metrics['errors'])} input(s) skipped", err=True)
+        sys.exit(1)
 
 
 for _command in (train, serve, report, explain, data, watch, pack):

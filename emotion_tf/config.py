@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -112,6 +113,7 @@ class Config:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def validate(self) -> Config:
+        _check_finite(self.to_dict())
         _check(self.data.batch_size >= 1, "data.batch_size", self.data.batch_size, ">= 1")
         _check(
             self.data.shuffle_buffer >= 1, "data.shuffle_buffer", self.data.shuffle_buffer, ">= 1"
@@ -178,6 +180,15 @@ class Config:
                 "adam with weight decay is adamw in Keras 3: set train.optimizer=adamw. "
                 f"Received: train.weight_decay={train.weight_decay!r} with train.optimizer=adam"
             )
+
+
+def _check_finite(values: dict[str, Any], prefix: str = "") -> None:
+    """Refuse NaN and infinities anywhere: `learning_rate=inf` passes every `> 0` check."""
+    for key, value in values.items():
+        if isinstance(value, dict):
+            _check_finite(value, f"{prefix}{key}.")
+        elif isinstance(value, float):
+            _check(math.isfinite(value), prefix + key, value, "a finite number")
 
 
 def _check(ok: bool, key: str, value: Any, expected: str) -> None:

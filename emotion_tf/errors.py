@@ -27,3 +27,7 @@ class VideoError(EmotionTFError):
 
 class InputError(EmotionTFError):
     """An image handed to the Python API cannot be used (unreadable, wrong type or shape)."""
+
+
+class NonFiniteError(EmotionTFError):
+    """Numbers that must be finite are not: the training loss or a model's scores (NaN, inf)."""

@@ -295,23 +295,43 @@ def read_metadata(version_dir: Path) -> dict[str, Any]:
 
 
 class LoadedExport:
-    """A loaded export: call `predict_bytes` or `predict_images` on batches."""
+    """A loaded export: call `predict_bytes` or `predict_images` on batches.
 
-    def __init__(self, path: str | Path):
+    The export is checked first (`emotion_tf.export_checks`): its ops against the allow-list,
+    unless `trust`, and its contract (signatures, outputs, metadata), each refused in one line.
+    """
+
+    def __init__(self, path: str | Path, trust: bool = False):
+        from emotion_tf.export_checks import check_export
+
         self.path = resolve_export(path)
         self.metadata = read_metadata(self.path)
+        self.meta_graph = check_export(self.path, self.metadata, trust)
         self.class_names: list[str] = list(self.metadata["class_names"])
         self.input_size: int = int(self.metadata["input_size"])
         self.channels: int = int(self.metadata["channels"])
         try:
             self._loaded = tf.saved_model.load(str(self.path))
         except (OSError, ValueError, tf.errors.OpError) as err:
-            raise ModelDirError(f"cannot load SavedModel {self.path}: {err}") from err
+            raise ModelDirError(f"cannot load SavedModel {self.path}: {_first_line(err)}") from err
         signatures = self._loaded.signatures
         if BYTES_SIGNATURE not in signatures or IMAGES_SIGNATURE not in signatures:
             raise ModelDirError(f"export lacks {BYTES_SIGNATURE}/{IMAGES_SIGNATURE}: {self.path}")
         self._bytes_fn = signatures[BYTES_SIGNATURE]
         self._images_fn = signatures[IMAGES_SIGNATURE]
+
+    def _checked(self, result: dict[str, Any], count: int) -> dict[str, Any]:
+        """numpy outputs, refused if they break the contract (rows, classes, outputs)."""
+        outputs = {k: v.numpy() for k, v in result.items()}
+        probabilities = outputs.get("probabilities")
+        if probabilities is None or any(name not in outputs for name in OUTPUT_NAMES):
+            raise ModelDirError(f"export {self.path} returned outputs {sorted(outputs)}")
+        if probabilities.shape != (count, len(self.class_names)):
+            raise ModelDirError(
+                f"export {self.path} returned probabilities of shape {list(probabilities.shape)} "
+                f"for {count} image(s) and {len(self.class_names)} classes"
+            )
+        return outputs
 
     @property
     def version(self) -> int | None:
@@ -319,8 +339,13 @@ class LoadedExport:
 
     def predict_bytes(self, blobs: list[bytes]) -> dict[str, Any]:
         result = self._bytes_fn(image_bytes=tf.constant(blobs, tf.string))
-        return {k: v.numpy() for k, v in result.items()}
+        return self._checked(result, len(blobs))
 
     def predict_images(self, images: Any) -> dict[str, Any]:
-        result = self._images_fn(images=tf.convert_to_tensor(images, tf.uint8))
-        return {k: v.numpy() for k, v in result.items()}
+        tensor = tf.convert_to_tensor(images, tf.uint8)
+        return self._checked(self._images_fn(images=tensor), int(tensor.shape[0]))
+
+
+def _first_line(err: Exception) -> str:
+    text = getattr(err, "message", None) or str(err)
+    return (text.strip().splitlines() or [type(err).__name__])[0][:200]

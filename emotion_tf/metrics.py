@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from emotion_tf.errors import NonFiniteError
+
 # The figures an export carries in its metadata, and `train` and `export` both put there.
 HEADLINE_KEYS = ("accuracy", "balanced_accuracy", "roc_auc", "count")
 
@@ -49,6 +51,12 @@ def classification_metrics(
     """Accuracy, balanced accuracy, per-class precision/recall/F1, confusion matrix, ROC AUC."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(probabilities).all(axis=-1)))
+    if bad:
+        raise NonFiniteError(
+            f"the model gave NaN or infinite scores for {bad} of {len(probabilities)} image(s): "
+            "no metrics computed (did training diverge?)"
+        )
     num_classes = len(class_names)
     y_pred = probabilities.argmax(axis=1)
     matrix = confusion_matrix(y_true, y_pred, num_classes)

@@ -30,6 +30,7 @@ from emotion_tf.faces.locate import (
     locate_faces,
 )
 from emotion_tf.faces.photo import decode_photo
+from emotion_tf.preprocess import decode_error_reason
 
 DEFAULT_MAX_PIXELS = 50_000_000
 NO_FACE = "no face found"
@@ -99,9 +100,11 @@ def predict_batch(model: LoadedExport, paths: list[str], blobs: list[bytes]) -> 
     """Predict one batch; if the batch fails to decode, retry file by file to name the bad one."""
     try:
         return _rows_from_outputs(paths, model.predict_bytes(blobs), model.class_names)
-    except tf.errors.InvalidArgumentError:
+    except tf.errors.InvalidArgumentError as err:
         if len(paths) == 1:
-            return [PredictionRow(paths[0], error="cannot be decoded as jpg/png/bmp/gif")]
+            return [
+                PredictionRow(paths[0], error=f"cannot be decoded ({decode_error_reason(err)})")
+            ]
     rows: list[PredictionRow] = []
     for path, blob in zip(paths, blobs):
         rows.extend(predict_batch(model, [path], [blob]))

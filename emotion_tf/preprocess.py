@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import tensorflow as tf
 
 
@@ -16,11 +18,13 @@ def decode_image(image_bytes: tf.Tensor, channels: int) -> tf.Tensor:
     native = tf.shape(image)[-1]
     image = tf.cond(native < 3, lambda: image[..., :1], lambda: image[..., :3])
     if channels == 3:
-        image = tf.cond(tf.shape(image)[-1] == 1, lambda: tf.image.grayscale_to_rgb(image),
-                        lambda: image)
+        image = tf.cond(
+            tf.shape(image)[-1] == 1, lambda: tf.image.grayscale_to_rgb(image), lambda: image
+        )
     else:
-        image = tf.cond(tf.shape(image)[-1] == 3, lambda: tf.image.rgb_to_grayscale(image),
-                        lambda: image)
+        image = tf.cond(
+            tf.shape(image)[-1] == 3, lambda: tf.image.rgb_to_grayscale(image), lambda: image
+        )
     image.set_shape([None, None, channels])
     return image
 
@@ -48,3 +52,22 @@ def resize_uint8(image: tf.Tensor, size: int) -> tf.Tensor:
 def bytes_to_model_input(image_bytes: tf.Tensor, size: int, channels: int) -> tf.Tensor:
     """Encoded image bytes to a uint8 [size, size, channels] tensor."""
     return resize_uint8(decode_image(image_bytes, channels), size)
+
+
+_TF_NOISE = re.compile(r"\{\{[^}]*\}\}|\[\[[^\]]*\]\]|\[Op:[^\]]*\]")
+_NOT_A_REASON = ("Graph execution error", "Detected at node", "<stack traces", "File ")
+
+
+def decode_error_reason(err: Exception) -> str:
+    """Why TF could not decode an image, without its graph wording ("Graph execution error").
+
+    'jpeg::Uncompress failed. Invalid JPEG data or crop window.' -> 'invalid JPEG data
+    (truncated or corrupt)'; other messages lose only their node and op decorations.
+    """
+    text = _TF_NOISE.sub("", getattr(err, "message", None) or str(err))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith(_NOT_A_REASON)]
+    reason = reasons[0] if reasons else type(err).__name__
+    if "jpeg::Uncompress failed" in reason or reason.startswith("Invalid JPEG data"):
+        return "invalid JPEG data (truncated or corrupt)"
+    return re.sub(r"^Invalid (PNG|GIF|BMP) data", r"invalid \1 data", reason)[:200]

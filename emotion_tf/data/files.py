@@ -12,10 +12,10 @@ import hashlib
 import io
 import logging
 import os
-import re
 import stat
 from pathlib import Path
 
+from emotion_tf.data.animation import first_frame, frames
 from emotion_tf.data.orientation import read_orientation, upright_png
 from emotion_tf.errors import DataError
 
@@ -37,6 +37,8 @@ class LabelledFiles:
     ignored: list[str] = dataclasses.field(default_factory=list)  # not image extensions
     # EXIF orientation (1-8) per path, filled in by `scan_split`; None means all upright.
     orientations: list[int] | None = None
+    # Whether each path has several frames (filled in by `scan_split`); None means none has.
+    animated: list[bool] | None = None
 
     def counts(self) -> dict[str, int]:
         result = dict.fromkeys(self.class_names, 0)
@@ -46,6 +48,9 @@ class LabelledFiles:
 
     def orientation_list(self) -> list[int]:
         return list(self.orientations) if self.orientations is not None else [1] * len(self.paths)
+
+    def animated_list(self) -> list[bool]:
+        return list(self.animated) if self.animated is not None else [False] * len(self.paths)
 
 
 @dataclasses.dataclass
@@ -62,6 +67,7 @@ class ImageInfo:
     orientation: int = 1
     width: int = 0
     height: int = 0
+    animated: bool = False  # more than one frame: readers must use `first_frame` bytes
 
 
 def display_path(path: str) -> str:
@@ -163,19 +169,13 @@ def file_list_hash(splits: dict[str, LabelledFiles], root: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _tf_message(err: Exception) -> str:
-    """The first line of a TF error, without its `{{function_node ...}}` prefix."""
-    text = getattr(err, "message", None) or str(err)
-    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)
-    text = re.sub(r"\s*\[Op:\w+\].*$", "", text.strip(), flags=re.DOTALL)
-    return (text.splitlines() or ["unknown error"])[0][:120]
-
-
 def read_image_bytes(path: str, max_pixels: int) -> tuple[bytes | None, ImageInfo]:
     """Read `path` once and check it: (its bytes, info) or (None, info with the reason).
 
     Looks at the header with PIL first, so a decompression bomb (a small file that declares
-    huge dimensions) is refused before anything allocates its pixels.
+    huge dimensions, or a GIF frame larger than its canvas) is refused before anything
+    allocates its pixels. Animated images come back cut to their first frame
+    (`emotion_tf.data.animation`), so no decoder ever sees the other frames.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -199,7 +199,9 @@ def read_image_bytes(path: str, max_pixels: int) -> tuple[bytes | None, ImageInf
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
             image_format = probe.format or "unknown"
-            too_large = width * height > max_pixels
+            animation = frames(data)
+            pixels = animation.first_frame_pixels if animation else width * height
+            too_large = pixels > max_pixels
             orientation = 1 if too_large else read_orientation(probe)
     except UnidentifiedImageError:
         return None, ImageInfo("not an image: content is not a known image format")
@@ -207,21 +209,30 @@ def read_image_bytes(path: str, max_pixels: int) -> tuple[bytes | None, ImageInf
         return None, ImageInfo(f"not a readable image ({type(err).__name__}: {err})"[:160])
     if too_large:
         return None, ImageInfo(
-            f"too large: {width}x{height} pixels exceeds the limit of {max_pixels} "
-            "(data.max_pixels)"
+            f"too large: {width}x{height} pixels ({pixels} to decode) exceeds the limit of "
+            f"{max_pixels} (data.max_pixels)"
         )
     if image_format not in TF_DECODABLE_FORMATS:
         return None, ImageInfo(
             f"{image_format} content, which TensorFlow cannot decode (convert it to PNG or JPEG)"
         )
-    return data, ImageInfo(None, orientation, width, height)
+    animated = animation is not None and animation.count > 1
+    if animated:
+        data = first_frame(data)
+    return data, ImageInfo(None, orientation, width, height, animated)
+
+
+def read_first_frame(path: str | bytes) -> bytes:
+    """The bytes of the file at `path` cut to their first frame (the pipeline's reader)."""
+    with open(path, "rb") as handle:
+        return first_frame(handle.read())
 
 
 def read_checked_image(path: str, max_pixels: int) -> tuple[bytes | None, ImageInfo]:
     """Like `read_image_bytes`, and also decode the bytes once with the training decoder."""
     import tensorflow as tf
 
-    from emotion_tf.preprocess import decode_image
+    from emotion_tf.preprocess import decode_error_reason, decode_image
 
     data, info = read_image_bytes(path, max_pixels)
     if data is None:
@@ -229,7 +240,7 @@ def read_checked_image(path: str, max_pixels: int) -> tuple[bytes | None, ImageI
     try:
         decode_image(tf.constant(data), channels=3)
     except (tf.errors.OpError, ValueError) as err:
-        return None, ImageInfo(f"cannot be decoded ({_tf_message(err)})")
+        return None, ImageInfo(f"cannot be decoded ({decode_error_reason(err)})")
     return data, info
 
 
@@ -261,21 +272,26 @@ def scan_split(
     """The usable files of a split (with their EXIF orientations) and the bad ones."""
     infos = _inspect_all(files.paths, max_pixels, workers)
     bad = [BadFile(p, i.reason) for p, i in zip(files.paths, infos) if i.reason is not None]
-    with_orientation = dataclasses.replace(files, orientations=[i.orientation for i in infos])
-    return drop_bad(with_orientation, bad), bad
+    scanned = dataclasses.replace(
+        files,
+        orientations=[i.orientation for i in infos],
+        animated=[i.animated for i in infos],
+    )
+    return drop_bad(scanned, bad), bad
 
 
 def drop_bad(files: LabelledFiles, bad: list[BadFile]) -> LabelledFiles:
     """The same split without the files listed in `bad`."""
     skip = {b.path for b in bad}
     keep = [i for i, p in enumerate(files.paths) if p not in skip]
-    orientations = files.orientations
+    orientations, animated = files.orientations, files.animated
     result = LabelledFiles(
         files.class_names,
         [files.paths[i] for i in keep],
         [files.labels[i] for i in keep],
         files.ignored,
         None if orientations is None else [orientations[i] for i in keep],
+        None if animated is None else [animated[i] for i in keep],
     )
     for index, count in enumerate(result.counts().values()):
         if count == 0:

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from emotion_tf.config import Config
 from emotion_tf.data.augment import build_augmenter
-from emotion_tf.data.files import LabelledFiles
+from emotion_tf.data.files import LabelledFiles, read_first_frame
 from emotion_tf.data.mixup import mixup
 from emotion_tf.data.orientation import apply_orientation
 from emotion_tf.data.tfrecord import RecordSplit, read_records, training_order
@@ -54,11 +54,30 @@ def encoded_examples(split: Split, order_seed: int | None = None) -> tf.data.Dat
     labels = tf.constant([split.labels[i] for i in order], tf.int32)
     orientations = tf.constant([orientation_list[i] for i in order], tf.int32)
     dataset = tf.data.Dataset.from_tensor_slices((paths, labels, orientations))
-    return dataset.map(
-        lambda path, label, orientation: (tf.io.read_file(path), label, orientation),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=True,
+    animated_list = split.animated_list()
+    if not any(animated_list):
+        return dataset.map(
+            lambda path, label, orientation: (tf.io.read_file(path), label, orientation),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+    # TF's GIF decoder decompresses every frame and its WebP decoder breaks on animations:
+    # the few files the scan flagged as animated are read cut to their first frame, in Python.
+    animated = tf.constant([animated_list[i] for i in order], tf.bool)
+    dataset = tf.data.Dataset.zip(dataset, tf.data.Dataset.from_tensor_slices(animated))
+    return dataset.map(_read_example, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def _read_example(
+    example: tuple[tf.Tensor, tf.Tensor, tf.Tensor], animated: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    path, label, orientation = example
+    data = tf.cond(
+        animated,
+        lambda: tf.reshape(tf.numpy_function(read_first_frame, [path], tf.string), []),
+        lambda: tf.io.read_file(path),
     )
+    return data, label, orientation
 
 
 def decoded_examples(

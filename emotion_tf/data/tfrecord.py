@@ -35,6 +35,7 @@ from emotion_tf.data.files import (
     display_path,
     file_list_hash,
     load_splits,
+    read_first_frame,
     scan_split,
 )
 from emotion_tf.errors import DataError
@@ -135,9 +136,8 @@ def _read_in_order(paths: list[str], workers: int) -> Iterator[tuple[str, bytes]
     """(path, bytes) of `paths`, in order, read in parallel a chunk at a time."""
     import concurrent.futures
 
-    def read(path: str) -> bytes:
-        with open(path, "rb") as handle:
-            return handle.read()
+    def read(path: str) -> bytes:  # animated images are stored as their first frame only
+        return read_first_frame(path)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(paths), _CHUNK):

@@ -26,12 +26,17 @@ def exif_orientation(data: bytes) -> int:
 
 
 def decode_photo(data: bytes, channels: int = 3) -> np.ndarray:
-    """uint8 [H, W, channels] upright pixels of encoded `data` (raises tf InvalidArgumentError)."""
+    """uint8 [H, W, channels] upright pixels of encoded `data` (raises tf InvalidArgumentError).
+
+    An animated image gives its first frame; the others are never decoded.
+    """
     import tensorflow as tf
 
+    from emotion_tf.data.animation import first_frame
     from emotion_tf.data.orientation import apply_orientation
     from emotion_tf.preprocess import decode_image
 
+    data = first_frame(data)
     image = decode_image(tf.constant(data), channels)
     orientation = exif_orientation(data)
     if orientation != 1:

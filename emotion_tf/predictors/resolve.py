@@ -12,8 +12,12 @@ PACKAGED_SUFFIX = ".npz"
 TFLITE_SUFFIX = ".tflite"
 
 
-def open_model(spec: str | Path | None = None) -> Predictor:
-    """The model `spec` names; None means the model packaged with emotion-tf."""
+def open_model(spec: str | Path | None = None, trust: bool = False) -> Predictor:
+    """The model `spec` names; None means the model packaged with emotion-tf.
+
+    An export is checked before it runs (`emotion_tf.export_checks`); `trust` skips its op
+    allow-list.
+    """
     if spec is None:
         from emotion_tf.packaged import PACKAGED_MODEL_FILE
 
@@ -41,7 +45,7 @@ def open_model(spec: str | Path | None = None) -> Predictor:
         if checkpoint is None:
             raise
         return open_checkpoint(path, checkpoint)
-    return LoadedExport(path)
+    return LoadedExport(path, trust=trust)
 
 
 def open_packaged(path: Path) -> Predictor:

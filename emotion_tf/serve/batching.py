@@ -82,6 +82,7 @@ class DynamicBatcher:
         self.batch_timeout_s = batch_timeout_s
         self.max_queued = max_queued
         self.stats = BatchStats()
+        self.on_batch: Callable[[int], None] | None = None  # called with each batch's size
         self._pending: collections.deque[_Pending] = collections.deque()
         self._queued = 0
         self._wakeup: asyncio.Event | None = None
@@ -189,6 +190,8 @@ class DynamicBatcher:
             instances = sum(item.size for item in live)
             self.stats.instances += instances
             self.stats.largest_batch = max(self.stats.largest_batch, instances)
+            if self.on_batch is not None:
+                self.on_batch(instances)
             for item, result in zip(live, results):
                 if item.future.done():
                     continue

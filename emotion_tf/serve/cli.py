@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import functools
 import logging
 from typing import TYPE_CHECKING
@@ -14,6 +16,7 @@ from emotion_tf.errors import EmotionTFError
 
 if TYPE_CHECKING:
     from emotion_tf.serve.app import ServeSettings
+    from emotion_tf.serve.connections import ConnectionLimits
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,49 @@ SERVE_MODEL_HELP = (
     type=click.IntRange(1),
     help="Largest image (width x height) accepted.",
 )
+@click.option(
+    "--poll-seconds",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="How often to look for new and deleted versions under MODEL_BASE (0: never); like "
+    "TF Serving's --file_system_poll_wait_seconds.",
+)
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds a request body may stall before the request gets 408.",
+)
+@click.option(
+    "--max-connections",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most open client connections (lowered to fit the file descriptor limit); beyond it "
+    "the oldest idle connection is closed, or the new one gets 503 if none is idle.",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds a connection may take to send a request's headers before it is closed.",
+)
+@click.option(
+    "--keep-alive",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds an idle kept-alive connection stays open.",
+)
+@click.option(
+    "--trust-model",
+    is_flag=True,
+    help="Run the export even if its graph uses ops outside the allow-list (file, network, "
+    "Python ops).",
+)
 @click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
 @click.option(
     "--faces",
@@ -93,6 +139,12 @@ def serve(
     max_instances: int,
     max_body_mb: float,
     max_pixels: int,
+    poll_seconds: float,
+    body_timeout: float,
+    max_connections: int,
+    header_timeout: float,
+    keep_alive: float,
+    trust_model: bool,
     access_log: bool,
     faces: str,
 ) -> None:
@@ -103,6 +155,7 @@ def serve(
       curl http://127.0.0.1:8501/v1/models/emotion
     """
     from emotion_tf.serve.app import ServeSettings
+    from emotion_tf.serve.connections import ConnectionLimits
 
     settings = ServeSettings(
         name=name,
@@ -112,12 +165,16 @@ def serve(
         max_instances=max_instances,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         max_pixels=max_pixels,
+        poll_seconds=poll_seconds,
+        body_timeout_s=body_timeout,
+        trust_model=trust_model,
     )
     settings.validate()
+    limits = ConnectionLimits(max_connections, header_timeout, keep_alive)
     from emotion_tf.packaged.saved_model import servable_model_base
 
     with servable_model_base(model) as model_base:
-        run_server(model_base, settings, host, port, access_log, faces)
+        run_server(model_base, settings, host, port, access_log, faces, limits)
 
 
 def run_server(
@@ -127,43 +184,70 @@ def run_server(
     port: int,
     access_log: bool = False,
     faces: str = "none",
+    limits: ConnectionLimits | None = None,
 ) -> None:
-    """Load the model, then serve until interrupted (Ctrl-C stops it gracefully)."""
+    """Bind the port, load the model, then serve until interrupted (Ctrl-C stops it gracefully).
+
+    The port is bound first, so a port in use fails at once rather than after the model loads.
+    """
     import uvicorn
 
-    from emotion_tf.serve.app import create_app
+    from emotion_tf.serve.app import ServingApp, load_versions
+    from emotion_tf.serve.connections import (
+        ConnectionGuard,
+        ConnectionLimits,
+        bind_listener,
+        fitting_connection_cap,
+        guarded_protocol,
+    )
 
     if host not in _LOOPBACK:
         log.warning(
             "binding to %s: the server has no authentication; put it behind a proxy you trust",
             host,
         )
-    hook = None
-    if faces != "none":
-        from emotion_tf.export import read_metadata, resolve_export
-        from emotion_tf.serve.faces import largest_face_hook
+    guard = ConnectionGuard(limits or ConnectionLimits())
+    try:
+        sock = bind_listener(host, port, guard)  # before loading: a taken port fails at once
+    except (OSError, UnicodeError) as err:
+        reason = (
+            "address already in use" if getattr(err, "errno", None) == errno.EADDRINUSE else err
+        )
+        raise EmotionTFError(f"cannot listen on {host}:{port}: {reason}") from err
+    try:
+        hook = None
+        if faces != "none":
+            from emotion_tf.export import read_metadata, resolve_export
+            from emotion_tf.serve.faces import largest_face_hook
 
-        meta = read_metadata(resolve_export(model_base))
-        hook = largest_face_hook(int(meta["channels"]), int(meta["input_size"]), faces)
-    app = create_app(model_base, settings, image_hook=hook)
-    log.info(
-        "serving %r on http://%s:%d/v1/models/%s",
-        settings.name,
-        host,
-        port,
-        settings.name,
-    )
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=access_log,
-        timeout_graceful_shutdown=10,
-    )
-    server = uvicorn.Server(config)
-    # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: a clean stop.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+            meta = read_metadata(resolve_export(model_base))
+            hook = largest_face_hook(int(meta["channels"]), int(meta["input_size"]), faces)
+        serving = ServingApp(load_versions(model_base, settings), settings, hook)
+        # After loading: the model's own open files count against the descriptor limit.
+        guard.limits = dataclasses.replace(
+            guard.limits, max_connections=fitting_connection_cap(guard.limits.max_connections)
+        )
+        guard.on_count = serving.metrics.connections.set
+        log.info(
+            "serving %r on http://%s:%d/v1/models/%s",
+            settings.name,
+            host,
+            port,
+            settings.name,
+        )
+        config = uvicorn.Config(
+            serving.build(),
+            http=guarded_protocol(guard),
+            timeout_keep_alive=guard.limits.keep_alive_s,
+            log_level="info",
+            access_log=access_log,
+            timeout_graceful_shutdown=10,
+        )
+        server = uvicorn.Server(config)
+        # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: a clean stop.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+    finally:
+        sock.close()
     if not server.started:
         raise EmotionTFError(f"could not start the server on {host}:{port} (see the log above)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from emotion_tf.export import (
     LoadedExport,
     resolve_export,
 )
+from emotion_tf.preprocess import decode_error_reason
 from emotion_tf.serve.protocol import PredictRequest, RequestError, SignatureInfo
 
 log = logging.getLogger(__name__)
@@ -28,43 +28,30 @@ log = logging.getLogger(__name__)
 Outputs = dict[str, np.ndarray]
 
 
-def read_signature_defs(version_dir: Path) -> dict[str, Any]:
-    """The `serve` meta-graph's SignatureDefs as TF Serving's metadata API writes them."""
+def signature_defs_of(meta_graph: Any) -> dict[str, Any]:
+    """The meta-graph's SignatureDefs as TF Serving's metadata API writes them."""
     from google.protobuf import json_format
-    from tensorflow.core.protobuf import saved_model_pb2
 
-    saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((Path(version_dir) / "saved_model.pb").read_bytes())
-    for meta_graph in saved_model.meta_graphs:
-        if "serve" in meta_graph.meta_info_def.tags:
-            return {
-                name: json_format.MessageToDict(
-                    signature,
-                    preserving_proto_field_name=True,
-                    always_print_fields_with_no_presence=True,
-                )
-                for name, signature in sorted(meta_graph.signature_def.items())
-            }
-    raise ModelDirError(f"SavedModel has no 'serve' meta-graph: {version_dir}")
-
-
-def _short_tf_error(err: tf.errors.OpError) -> str:
-    """TF's message without the graph-node decorations: 'Invalid PNG data, size 6216'."""
-    text = re.sub(r"\{\{[^}]*\}\}|\[\[[^\]]*\]\]|\[Op:\w+\]", "", err.message or "")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(err).__name__
+    return {
+        name: json_format.MessageToDict(
+            signature,
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+        )
+        for name, signature in sorted(meta_graph.signature_def.items())
+    }
 
 
 class ServedModel:
     """A loaded export version plus what the REST layer needs to know about it."""
 
-    def __init__(self, model_base: str | Path):
+    def __init__(self, model_base: str | Path, trust: bool = False):
         path = resolve_export(model_base)
         if not path.name.isdigit():
             raise ModelDirError(
                 f"model version folder must be named by an integer (as TF Serving requires): {path}"
             )
-        self.export = LoadedExport(path)
+        self.export = LoadedExport(path, trust)
         self.path = path
         self.version = int(path.name)
         channels = self.export.channels
@@ -73,7 +60,7 @@ class ServedModel:
             IMAGES_SIGNATURE: SignatureInfo(IMAGES_SIGNATURE, IMAGES_INPUT, "images", channels),
         }
         self.output_names = OUTPUT_NAMES
-        self.signature_defs = read_signature_defs(path)
+        self.signature_defs = signature_defs_of(self.export.meta_graph)
         log.info(
             "loaded %s (version %d, classes %s, input %dpx)",
             path,
@@ -114,7 +101,7 @@ class ServedModel:
             try:
                 self._call(request.signature.kind, [value])
             except tf.errors.InvalidArgumentError as err:
-                detail = _short_tf_error(err)
+                detail = decode_error_reason(err)
                 return RequestError(f"{label}: image could not be decoded ({detail})")
         return RequestError("the model rejected the request's inputs")
 

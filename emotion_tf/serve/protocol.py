@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-ALLOWED_KEYS = ("signature_name", "instances", "inputs")
+from emotion_tf.data.animation import first_frame, frames
+
 InputKind = Literal["bytes", "images"]
 
 # Magic numbers of the formats tf.io.decode_image accepts; anything else fails inside the graph.
@@ -87,6 +88,8 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
         ) from err
     except RecursionError as err:
         raise _fail("invalid JSON in request body: nested too deeply") from err
+    except ValueError as err:  # an integer of more than 4300 digits (int-to-str limit)
+        raise _fail(f"invalid JSON in request body: {str(err)[:100]}") from err
     if not isinstance(parsed, dict):
         raise _fail(
             f"request body must be a JSON object with 'instances' or 'inputs', "
@@ -103,20 +106,16 @@ def parse_predict_request(
     max_pixels: int,
 ) -> PredictRequest:
     """Validate a predict body and decode its values (base64, arrays), naming any bad field."""
-    request = parse_json_body(body)
-    unknown = sorted(set(request) - set(ALLOWED_KEYS))
-    if unknown:
-        raise _fail(
-            f"unknown key(s) in request: {', '.join(map(repr, unknown))}; expected 'instances' "
-            "(row form) or 'inputs' (columnar form), and optionally 'signature_name'"
-        )
+    request = parse_json_body(body)  # other top-level keys (e.g. "parameters") are ignored
     if "instances" in request and "inputs" in request:
         raise _fail("request has both 'instances' and 'inputs'; send exactly one")
     if "instances" not in request and "inputs" not in request:
         raise _fail("request needs 'instances' (row form) or 'inputs' (columnar form)")
     signature_name = request.get("signature_name", default_signature)
     if not isinstance(signature_name, str):
-        raise _fail(f"'signature_name' must be a string, got {json.dumps(signature_name)[:80]}")
+        raise _fail(
+            f"'signature_name' must be a string, got a JSON {type(signature_name).__name__}"
+        )
     if signature_name not in signatures:
         raise _fail(
             f"unknown signature_name {signature_name!r}; this model has "
@@ -202,12 +201,15 @@ def _image_bytes(value: Any, where: str, max_pixels: int) -> bytes:
         data = value.encode("utf-8", "surrogatepass")
     else:
         raise _fail(f'{where}: expected an encoded image as {{"b64": "<base64>"}}')
-    check_image_bytes(data, where, max_pixels)
-    return data
+    return check_image_bytes(data, where, max_pixels)
 
 
-def check_image_bytes(data: bytes, where: str, max_pixels: int) -> None:
-    """Reject what the model's decoder cannot read, before it can spoil a whole batch."""
+def check_image_bytes(data: bytes, where: str, max_pixels: int) -> bytes:
+    """The bytes to decode (animations cut to their first frame), or a 400 naming the problem.
+
+    Rejects what the model's decoder cannot read, before it can spoil a whole batch, and
+    images whose decoding would allocate more than `max_pixels` pixels (by header).
+    """
     if not data:
         raise _fail(f"{where}: empty image")
     if not data.startswith(_IMAGE_MAGIC):
@@ -223,11 +225,14 @@ def check_image_bytes(data: bytes, where: str, max_pixels: int) -> None:
             width, height = probe.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise _fail(f"{where}: unreadable image ({type(err).__name__}: {err})") from err
-    if width * height > max_pixels:
+    animation = frames(data)
+    pixels = animation.first_frame_pixels if animation else width * height
+    if pixels > max_pixels:
         raise _fail(
-            f"{where}: image too large: {width}x{height} pixels exceeds the {max_pixels} pixel "
-            "limit (--max-pixels)"
+            f"{where}: image too large: {width}x{height} pixels ({pixels} to decode) exceeds "
+            f"the {max_pixels} pixel limit (--max-pixels)"
         )
+    return first_frame(data) if animation is not None and animation.count > 1 else data
 
 
 def _image_arrays(

@@ -8,10 +8,11 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import keras
 
-from emotion_tf.errors import ModelDirError
+from emotion_tf.errors import ModelDirError, NonFiniteError
 from emotion_tf.io_utils import (
     atomic_save_model,
     atomic_save_weights,
@@ -182,3 +183,20 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)  # the run finished: nothing to resume
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop training with `NonFiniteError` once an epoch's loss is NaN or infinite.
+
+    Checked per epoch (a NaN batch makes the epoch's mean loss NaN), so no batch pays for a
+    host sync; put it first so the diverged epoch is neither checkpointed nor backed up.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                raise NonFiniteError(
+                    f"training diverged: {key} is {float(value)} after epoch {epoch + 1}; "
+                    "lower train.learning_rate or check the data"
+                )

@@ -33,21 +33,22 @@ from emotion_tf.data.pipeline import (
     validation_passes,
 )
 from emotion_tf.data.tfrecord import is_tfrecord_dir, load_record_splits, read_manifest
-from emotion_tf.errors import ConfigError
+from emotion_tf.errors import ConfigError, ModelDirError
 from emotion_tf.evaluate import predict_split
-from emotion_tf.export import export_model
+from emotion_tf.export import export_model, list_versions
 from emotion_tf.io_utils import atomic_save_model, atomic_write_json
 from emotion_tf.metrics import classification_metrics, headline
 from emotion_tf.model.alexnet import build_alexnet
 from emotion_tf.report.build import report_after_training
 from emotion_tf.report.tensorboard import AugmentationPreview
-from emotion_tf.run_dir import RunDir, load_checkpoint
+from emotion_tf.run_dir import RunDir, load_checkpoint, read_json
 from emotion_tf.train.averaging import apply_weight_average
 from emotion_tf.train.callbacks import (
     AtomicBackupAndRestore,
     BestCheckpoint,
     EpochSeeds,
     HistoryWriter,
+    StopOnNonFiniteLoss,
 )
 from emotion_tf.train.strategy import (
     agree_on_epoch,
@@ -70,6 +71,7 @@ class TrainResult:
     export_path: Path | None
     metrics: dict[str, Any]
     skipped: list[BadFile]
+    already_complete: bool = False  # the run had finished before: nothing was trained
 
 
 @dataclasses.dataclass
@@ -228,8 +230,32 @@ def _run_info(
     }
 
 
-def train(config: Config, export: bool = True) -> TrainResult:
-    """Run a full training job described by `config` and return where its results are."""
+def completed_run(run: RunDir, config: Config) -> TrainResult | None:
+    """The results of a run that already finished (its metrics.json exists), else None."""
+    try:
+        metrics = read_json(run.metrics_file)
+    except ModelDirError:
+        return None  # a broken record of a run is no reason not to train
+    if metrics is None:
+        return None
+    export_dir = run.export_dir(config)
+    versions = list_versions(export_dir)
+    export_path = export_dir / str(versions[-1]) if versions else None
+    return TrainResult(run.path, export_path, metrics, [], already_complete=True)
+
+
+def train(config: Config, export: bool = True, overwrite: bool = False) -> TrainResult:
+    """Run a full training job described by `config` and return where its results are.
+
+    A run that already finished is not trained again unless `overwrite`: its results come
+    back with `already_complete` set. Nothing is written before the data has been checked.
+    """
+    run = RunDir.of(config)
+    if not overwrite:
+        done = completed_run(run, config)
+        if done is not None:
+            log.info("run %s is already complete; nothing to do", run.path)
+            return done
     strategy = build_strategy(config.train.strategy)  # first: multi-worker must precede TF ops
     keras.utils.set_random_seed(config.train.seed)
     if config.train.deterministic:
@@ -237,14 +263,12 @@ def train(config: Config, export: bool = True) -> TrainResult:
     check_precision(config.train.precision)
     keras.mixed_precision.set_global_policy(config.train.precision)
     chief = is_chief()
-    run = RunDir.of(config)
+    data = load_training_data(config)  # before anything is written: bad inputs leave no trace
     # A non-chief worker keeps its backup and logs in a folder of its own, removed at the end.
     work = run if chief else RunDir(run.path / f".{task_name() or 'worker'}")
     work.path.mkdir(parents=True, exist_ok=True)
     if chief:
         save_config(config, run.config_file)
-
-    data = load_training_data(config)
     train_files, val_files = data.splits["train"], data.splits["validation"]
     class_names = train_files.class_names
     log.info(
@@ -287,6 +311,7 @@ def train(config: Config, export: bool = True) -> TrainResult:
         run.best_checkpoint, state_path=run.best_state_file, enabled=chief, resume=first_epoch > 0
     )
     callbacks = [
+        StopOnNonFiniteLoss(),  # first: a diverged epoch must not be checkpointed
         EpochSeeds(),
         checkpoint,
         HistoryWriter(run, enabled=chief, first_epoch=first_epoch),
