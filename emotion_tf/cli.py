@@ -21,7 +21,7 @@ from emotion_tf.cli_base import group, model_option, show_tensorflow_log
 from emotion_tf.data.cli import data
 from emotion_tf.errors import ConfigError
 from emotion_tf.explain.cli import explain
-from emotion_tf.faces.cli import crop_faces, face_options
+from emotion_tf.faces.cli import crop_faces, detector_options, face_options, photo_rule_option
 from emotion_tf.packaged.cli import pack
 from emotion_tf.report.cli import report
 from emotion_tf.serve.cli import serve
@@ -212,6 +212,11 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
     help="Run the export even if its graph uses ops outside the allow-list (file, network, "
     "Python ops); only for exports you trust.",
 )
+@detector_options
+@click.option(
+    "--per-photo", is_flag=True, help="One row per photo from all its faces (see --photo-rule)."
+)
+@photo_rule_option
 def predict(
     paths: tuple[str, ...],
     model: str | None,
@@ -225,6 +230,10 @@ def predict(
     smooth_s: float,
     report_dir: str | None,
     trust_model: bool,
+    detector: str,
+    align: bool,
+    per_photo: bool,
+    photo_rule: str,
 ) -> None:
     """Predict happy/sad for image files and folders (recursively), or for video files.
 
@@ -235,11 +244,12 @@ def predict(
     input could not be predicted (a photo without a face is not a failure: it gets a "no face
     found" row).
     """
-    from emotion_tf.faces.crop import DEFAULT_MARGIN
     from emotion_tf.predict import (
         Annotator,
         as_plain_row,
         format_face_rows,
+        format_photo_rows,
+        per_photo_rows,
         predict_faces,
         predict_paths,
     )
@@ -274,12 +284,17 @@ def predict(
                 faces,
                 fallback,
                 batch_size=batch_size,
-                margin=DEFAULT_MARGIN if face_margin is None else face_margin,
+                margin=face_margin,
                 on_image=annotator,
+                detector=detector,
+                align=align,
             )
         )
         if faces == "none":
             click.echo(_format_rows([as_plain_row(r) for r in rows], loaded.class_names, fmt))
+        elif per_photo:
+            photos = list(per_photo_rows(rows, loaded.class_names, photo_rule))
+            click.echo(format_photo_rows(photos, loaded.class_names, fmt))
         else:
             click.echo(format_face_rows(rows, loaded.class_names, fmt))
         no_face = sum(1 for row in rows if row.no_face)
@@ -311,6 +326,8 @@ def predict(
     help="Run the export even if its graph uses ops outside the allow-list (file, network, "
     "Python ops); only for exports you trust.",
 )
+@detector_options
+@photo_rule_option
 def evaluate(
     data_dir: str,
     model: str | None,
@@ -320,6 +337,9 @@ def evaluate(
     fallback: str,
     face_margin: float | None,
     trust_model: bool,
+    detector: str,
+    align: bool,
+    photo_rule: str,
 ) -> None:
     """Accuracy (with 95% intervals), per-class precision/recall/F1, confusion matrix and
     expected calibration error of the model (default: the packaged one) on DATA_DIR.
@@ -327,9 +347,9 @@ def evaluate(
     DATA_DIR is a folder of class sub-folders, or a data dir whose validation/ split is used.
     With face detection each image is classified on its largest face. Exits with status 1 if
     any input was skipped (the metrics then cover the rest).
+    With face detection each image gets one answer from all its faces (--photo-rule).
     """
     from emotion_tf.evaluate import evaluate_export
-    from emotion_tf.faces.crop import DEFAULT_MARGIN
     from emotion_tf.io_utils import atomic_write_json
     from emotion_tf.metrics import format_metrics
     from emotion_tf.predictors.resolve import open_model
@@ -339,7 +359,10 @@ def evaluate(
         Path(data_dir),
         faces=faces,
         fallback=fallback,
-        margin=DEFAULT_MARGIN if face_margin is None else face_margin,
+        margin=face_margin,
+        detector=detector,
+        align=align,
+        rule=photo_rule,
     )
     click.echo(json.dumps(metrics, indent=2) if fmt == "json" else format_metrics(metrics))
     for item in metrics["errors"]:

@@ -46,6 +46,14 @@ class DataConfig:
     shuffle_buffer: int = 2048
     max_pixels: int = 50_000_000  # larger images are rejected as decompression bombs
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    # Folders of whole photos: "detect" finds the faces when the data is scanned and trains on
+    # the crops (cached in face_cache, default <run_dir>/face_crops); "none" uses images whole.
+    faces: Literal["none", "detect"] = "none"
+    detector: Literal["haar", "mtcnn", "blazeface"] = "haar"
+    align: bool = False
+    # A photo without a face: "whole" trains on the whole photo, "skip" leaves it out.
+    no_face: Literal["whole", "skip"] = "whole"
+    face_cache: str = ""
 
 
 @dataclasses.dataclass
@@ -91,6 +99,12 @@ class TrainConfig:
     verbose: int = -1  # -1: progress bar on a terminal, one line per epoch otherwise
     # Bit-identical reruns and resumes: TF's deterministic ops (slower on some kernels).
     deterministic: bool = False
+    # Start from a trained model: a run directory (its best.keras, else last.keras) or a
+    # .keras file; its architecture must match `model`. Empty: random initialisation.
+    init_from: str = ""
+    # With init_from: keep the convolutional layers (conv1-conv5 and their normalization)
+    # frozen for this many first epochs, so only the classifier adapts at first.
+    freeze_conv_epochs: int = 0
 
 
 @dataclasses.dataclass
@@ -163,6 +177,12 @@ class Config:
         )
         _check(bool(self.train.run_dir), "train.run_dir", self.train.run_dir, "a non-empty path")
         self._check_optimizer()
+        _check(
+            0 <= self.train.freeze_conv_epochs <= self.train.epochs,
+            "train.freeze_conv_epochs",
+            self.train.freeze_conv_epochs,
+            "in [0, train.epochs]",
+        )
         return self
 
     def _check_optimizer(self) -> None:

@@ -20,10 +20,17 @@ from emotion_tf.config import Config
 from emotion_tf.data.files import discover_classes, list_split
 from emotion_tf.data.pipeline import Split, decoded_examples
 from emotion_tf.errors import DataError
-from emotion_tf.faces.crop import DEFAULT_MARGIN
-from emotion_tf.faces.locate import Detector, FaceMode, Fallback, check_mode
+from emotion_tf.faces.locate import (
+    SOURCE_FALLBACK,
+    Detector,
+    FaceMode,
+    Fallback,
+    check_mode,
+    resolve_detector,
+)
+from emotion_tf.faces.photo_label import DEFAULT_PHOTO_RULE, check_photo_rule
 from emotion_tf.metrics import add_intervals, classification_metrics
-from emotion_tf.predict import NO_FACE, PredictionRow, predict_faces, predict_paths
+from emotion_tf.predict import NO_FACE, PredictionRow, per_photo_rows, predict_faces, predict_paths
 from emotion_tf.predictors import Predictor
 
 
@@ -105,28 +112,40 @@ def _one_row_per_file(
     batch_size: int,
     faces: FaceMode,
     fallback: Fallback,
-    margin: float,
-    detector: Detector | None,
+    margin: float | None,
+    detector: Detector | str | None,
     counts: dict[str, int],
+    align: bool = False,
+    rule: str = DEFAULT_PHOTO_RULE,
 ) -> list[PredictionRow]:
-    """One row per file in order; with face detection, the largest face stands for the file
-    (a labelled image describes its main subject), and a file without a face is an error row."""
+    """One row per file in order; with face detection, the file's faces give one answer by
+    `rule` (emotion_tf.faces.photo_label), and a file without a face is an error row (or,
+    with `fallback="whole-image"`, is classified whole)."""
     if faces == "none":
         return list(predict_paths(model, paths, batch_size))
-    chosen: dict[str, PredictionRow] = {}
-    faces_in: dict[str, int] = {}
-    for row in predict_faces(
-        model, paths, faces, fallback, batch_size, margin=margin, detector=detector
-    ):
-        faces_in[row.path] = faces_in.get(row.path, 0) + 1
-        if row.path in chosen:  # rows come largest face first
-            continue
-        if row.no_face:
-            row = PredictionRow(row.path, error=NO_FACE)
+    rows = per_photo_rows(
+        predict_faces(
+            model,
+            paths,
+            faces,
+            fallback,
+            batch_size,
+            margin=margin,
+            detector=detector,
+            align=align,
+        ),
+        model.class_names,
+        rule,
+    )
+    chosen: list[PredictionRow] = []
+    for row in rows:
+        if row.no_face or row.source == SOURCE_FALLBACK:
             counts["no_face_files"] += 1
-        chosen[row.path] = row
-    counts["multi_face_files"] = sum(1 for n in faces_in.values() if n > 1)
-    return [chosen[path] for path in paths]
+        if row.faces > 1:
+            counts["multi_face_files"] += 1
+        counts["faces_found"] += row.faces
+        chosen.append(PredictionRow(row.path, error=NO_FACE) if row.no_face else row)
+    return chosen
 
 
 @dataclasses.dataclass
@@ -146,15 +165,19 @@ def predict_labelled(
     batch_size: int = 64,
     faces: FaceMode = "none",
     fallback: Fallback = "none",
-    margin: float = DEFAULT_MARGIN,
-    detector: Detector | None = None,
+    margin: float | None = None,
+    detector: Detector | str | None = None,
+    align: bool = False,
+    rule: str = DEFAULT_PHOTO_RULE,
 ) -> LabelledPredictions:
     """`model`'s probabilities on the images of `data_dir` (its validation split if it has one).
 
-    With `faces="auto"` or `"detect"`, each file is classified on its largest face; files
-    without a face are listed in `errors` and counted in `no_face_files`.
+    With `faces="auto"` or `"detect"`, each file gets one answer from all its faces (`rule`);
+    files without a face are listed in `errors` and counted in `no_face_files` (with
+    `fallback="whole-image"` they are classified whole, and still counted).
     """
     check_mode(faces, fallback)
+    check_photo_rule(rule)
     folder = resolve_eval_dir(data_dir)
     found = discover_classes(folder)
     unknown = sorted(set(found) - set(model.class_names))
@@ -166,9 +189,9 @@ def predict_labelled(
     present = [name for name in model.class_names if name in found]
     files = list_split(folder, present)
     index_of = {name: model.class_names.index(name) for name in present}
-    counts = {"no_face_files": 0, "multi_face_files": 0}
+    counts = {"no_face_files": 0, "multi_face_files": 0, "faces_found": 0}
     rows = _one_row_per_file(
-        model, files.paths, batch_size, faces, fallback, margin, detector, counts
+        model, files.paths, batch_size, faces, fallback, margin, detector, counts, align, rule
     )
     labels, probabilities, errors = [], [], []
     for row, label in zip(rows, files.labels):
@@ -188,14 +211,18 @@ def evaluate_export(
     batch_size: int = 64,
     faces: FaceMode = "none",
     fallback: Fallback = "none",
-    margin: float = DEFAULT_MARGIN,
-    detector: Detector | None = None,
+    margin: float | None = None,
+    detector: Detector | str | None = None,
+    align: bool = False,
+    rule: str = DEFAULT_PHOTO_RULE,
 ) -> dict[str, Any]:
     """Metrics of `model` on the images of `data_dir` (its validation split if it has one),
     including the expected calibration error of its confidences (10 bins)."""
     from emotion_tf.calibration import expected_calibration_error
 
-    found = predict_labelled(model, data_dir, batch_size, faces, fallback, margin, detector)
+    found = predict_labelled(
+        model, data_dir, batch_size, faces, fallback, margin, detector, align, rule
+    )
     metrics = add_intervals(
         classification_metrics(found.labels, found.probabilities, model.class_names)
     )
@@ -211,5 +238,15 @@ def evaluate_export(
         }
     )
     if faces != "none":
-        metrics.update({"faces": faces, "fallback": fallback, **found.counts})
+        name = getattr(resolve_detector(detector), "name", str(detector))
+        metrics.update(
+            {
+                "faces": faces,
+                "fallback": fallback,
+                "detector": name,
+                "align": align,
+                "photo_rule": rule,
+                **found.counts,
+            }
+        )
     return metrics

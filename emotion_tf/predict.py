@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from emotion_tf.data.files import list_images, read_upright_image
 from emotion_tf.export import LoadedExport
-from emotion_tf.faces.crop import DEFAULT_MARGIN, crop_face
+from emotion_tf.faces.crop import FRAMINGS, crop_face
 from emotion_tf.faces.locate import (
     Detector,
     FaceMode,
@@ -28,6 +28,7 @@ from emotion_tf.faces.locate import (
     Fallback,
     check_mode,
     locate_faces,
+    resolve_detector,
 )
 from emotion_tf.faces.photo import decode_photo
 from emotion_tf.preprocess import decode_error_reason
@@ -148,20 +149,38 @@ def face_inputs(
     size: int,
     mode: FaceMode = "auto",
     fallback: Fallback = "none",
-    margin: float = DEFAULT_MARGIN,
-    detector: Detector | None = None,
+    margin: float | None = None,
+    detector: Detector | str | None = None,
+    align: bool = False,
+    colour: np.ndarray | None = None,
 ) -> tuple[list[FaceRegion], np.ndarray]:
     """The face regions of a decoded uint8 [H, W, C] image (C = the model's channels) and the
-    model inputs cut from them: uint8 [faces, size, size, C], resized like training images."""
+    model inputs cut from them: uint8 [faces, size, size, C], resized like training images.
+
+    Crops are framed like FER2013 crops for the detector (or by an explicit `margin`), and with
+    `align` placed from the landmarks with the eyes level. `colour`, the same photo in RGB,
+    is what the detector looks at when given (a gray model's photos still have colour).
+    """
     from emotion_tf.preprocess import resize_uint8
 
-    regions = locate_faces(image, mode, fallback, detector)
+    detector = resolve_detector(detector) if mode != "none" else None
+    framing = framing_of(detector) if detector is not None else None
+    regions = locate_faces(image if colour is None else colour, mode, fallback, detector)
     crops = []
     for region in regions:
-        pixels = image if region.is_whole_image else crop_face(image, region.box, margin)
+        pixels = (
+            image
+            if region.is_whole_image
+            else crop_face(image, region.box, margin, framing=framing, align=align)
+        )
         crops.append(resize_uint8(tf.constant(pixels), size).numpy())
     empty = np.zeros((0, size, size, image.shape[-1]), np.uint8)
     return regions, (np.stack(crops) if crops else empty)
+
+
+def framing_of(detector: Detector) -> Any:
+    """The FER2013 framing of a detector's boxes (Haar's for detectors it does not know)."""
+    return FRAMINGS.get(str(getattr(detector, "name", "haar")).split("-")[0], FRAMINGS["haar"])
 
 
 @dataclasses.dataclass
@@ -183,9 +202,10 @@ def predict_faces(
     fallback: Fallback = "none",
     batch_size: int = 64,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    margin: float = DEFAULT_MARGIN,
-    detector: Detector | None = None,
+    margin: float | None = None,
+    detector: Detector | str | None = None,
     on_image: ImageCallback | None = None,
+    align: bool = False,
 ) -> Iterator[FacePredictionRow]:
     """Yield one row per face found in each input (in input order, largest face first).
 
@@ -197,6 +217,7 @@ def predict_faces(
     check_mode(faces, fallback)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+    detector = resolve_detector(detector) if faces != "none" else detector
     pending: list[_Pending] = []
     queued = 0
 
@@ -225,11 +246,14 @@ def predict_faces(
         if item.error is None:
             try:
                 image = decode_photo(item.data, model.channels)
+                colour = None
+                if model.channels != 3 and faces != "none":
+                    colour = decode_photo(item.data, 3)
             except tf.errors.InvalidArgumentError:
                 item.error = "cannot be decoded as jpg/png/bmp/gif"
             else:
                 item.regions, item.inputs = face_inputs(
-                    image, model.input_size, faces, fallback, margin, detector
+                    image, model.input_size, faces, fallback, margin, detector, align, colour
                 )
                 queued += len(item.regions)
         pending.append(item)
@@ -268,6 +292,60 @@ def _face_rows(
 def as_face_row(row: PredictionRow) -> FacePredictionRow:
     """A row with the face fields (null where no face was looked for): stable JSON keys."""
     return row if isinstance(row, FacePredictionRow) else FacePredictionRow(**row.to_dict())
+
+
+@dataclasses.dataclass
+class PhotoPredictionRow(PredictionRow):
+    """One input file's answer from all its faces (`rule`), or its no-face row or error.
+
+    `faces` is the number of faces found; `source` is "detector" (from the faces), "crop"
+    (the image already looked like a face crop) or "whole-image" (no face, --fallback).
+    """
+
+    faces: int = 0
+    source: str | None = None
+    rule: str | None = None
+    no_face: bool = False
+
+
+def per_photo_rows(
+    rows: Iterable[FacePredictionRow], class_names: list[str], rule: str = "area"
+) -> Iterator[PhotoPredictionRow]:
+    """Combine each input's consecutive face rows (as `predict_faces` yields them) into one
+    row per photo with `emotion_tf.faces.photo_label.photo_probabilities`."""
+    from emotion_tf.faces.photo_label import check_photo_rule, photo_probabilities
+
+    check_photo_rule(rule)
+    group: list[FacePredictionRow] = []
+
+    def combine() -> PhotoPredictionRow:
+        first = group[0]
+        if first.error or first.no_face:
+            return PhotoPredictionRow(first.path, error=first.error, no_face=first.no_face)
+        probs = photo_probabilities(
+            [[row.probabilities[n] for n in class_names] for row in group],
+            [row.box[2] * row.box[3] if row.box else 1 for row in group],
+            rule,  # type: ignore[arg-type]
+        )
+        best = int(np.argmax(probs))
+        detected = first.source == "detector"
+        return PhotoPredictionRow(
+            first.path,
+            class_names[best],
+            float(probs[best]),
+            {n: float(p) for n, p in zip(class_names, probs)},
+            faces=len(group) if detected else 0,
+            source=first.source,
+            rule=rule if detected else None,
+        )
+
+    for row in rows:
+        if group and (row.path != group[0].path or row.face in (None, 0)):
+            yield combine()
+            group = []
+        group.append(row)
+    if group:
+        yield combine()
 
 
 def as_plain_row(row: PredictionRow) -> PredictionRow:
@@ -365,4 +443,49 @@ def format_face_rows(rows: list[FacePredictionRow], class_names: list[str], fmt:
             f"{row.path:<{width}}  {row.face:>4}  {box:<22}{score:>6}  "
             f"{row.label:<8}{row.confidence:>7.3f}  {probs}"
         )
+    return "\n".join(lines)
+
+
+PHOTO_COLUMNS = ("path", "faces", "source", "rule", "label", "confidence")
+
+
+def format_photo_rows(rows: list[PhotoPredictionRow], class_names: list[str], fmt: str) -> str:
+    """Per-photo rows as a table for people, or JSON / CSV for programs."""
+    if fmt == "json":
+        return json.dumps([row.to_dict() for row in rows], indent=2)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow([*PHOTO_COLUMNS, *class_names, "error"])
+        for row in rows:
+            probs = row.probabilities or {}
+            writer.writerow(
+                [
+                    row.path,
+                    row.faces,
+                    row.source or "",
+                    row.rule or "",
+                    row.label or "",
+                    "" if row.confidence is None else f"{row.confidence:.6f}",
+                    *[f"{probs[n]:.6f}" if n in probs else "" for n in class_names],
+                    row.error or (NO_FACE if row.no_face else ""),
+                ]
+            )
+        return buffer.getvalue().rstrip("\n")
+    width = max([len(r.path) for r in rows] + [4])
+    lines = [
+        f"{'path':<{width}}  {'faces':>5}  {'source':<12}{'label':<8}{'conf':>7}  "
+        + "  ".join(f"{n:>7}" for n in class_names)
+    ]
+    for row in rows:
+        if row.error:
+            lines.append(f"{row.path:<{width}}  ERROR: {row.error}")
+        elif row.no_face:
+            lines.append(f"{row.path:<{width}}  {0:>5}  {NO_FACE}")
+        else:
+            probs = "  ".join(f"{row.probabilities[n]:>7.3f}" for n in class_names)
+            lines.append(
+                f"{row.path:<{width}}  {row.faces:>5}  {row.source or '':<12}{row.label:<8}"
+                f"{row.confidence:>7.3f}  {probs}"
+            )
     return "\n".join(lines)

@@ -45,10 +45,13 @@ def fer_files(fer_dir: Path, split: str, label: str, count: int) -> list[Path]:
     return sorted((fer_dir / split / label).glob("*.jpg"))[:count]
 
 
-def detectable_faces(fer_dir: Path, count: int, side: int = 150) -> list[Path]:
-    """The first `count` FER validation faces (happy and sad alternately) that the default
-    detector finds when pasted alone at `side` pixels on a plain background."""
-    from emotion_tf.faces.locate import default_detector
+def detectable_faces(
+    fer_dir: Path, count: int, side: int = 150, detector: str | None = None
+) -> list[Path]:
+    """The first `count` FER validation faces (happy and sad alternately) that `detector`
+    (default: the default detector) finds when pasted alone at `side` pixels on a plain
+    background."""
+    from emotion_tf.faces.locate import resolve_detector
 
     found: list[Path] = []
     candidates = [
@@ -63,7 +66,7 @@ def detectable_faces(fer_dir: Path, count: int, side: int = 150) -> list[Path]:
         canvas = paste(
             Image.new("RGB", (300, 300), (128, 150, 170)), [path], [FaceBox(75, 75, side, side)]
         )
-        boxes = default_detector().detect(np.asarray(canvas))
+        boxes = resolve_detector(detector).detect(np.asarray(canvas))
         if len(boxes) == 1 and boxes[0].iou(FaceBox(75, 75, side, side)) > 0.5:
             found.append(path)
         if len(found) == count:

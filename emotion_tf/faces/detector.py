@@ -22,6 +22,9 @@ CASCADES: dict[str, str] = {
     "alt_tree": "haarcascade_frontalface_alt_tree.xml",
 }
 DEFAULT_CASCADE = "alt2"
+# Landmark names: "left"/"right" are the image's left and right (not the person's). mtcnn gives
+# the eyes, nose and mouth corners; BlazeFace the eyes, nose and mouth centre ("mouth").
+LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right", "mouth")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +41,27 @@ class FaceBox:
     w: int
     h: int
     score: float | None = None
+    # Facial points in image pixels, by name (`LANDMARKS`), where the detector gives them.
+    landmarks: dict[str, tuple[float, float]] | None = dataclasses.field(
+        default=None, compare=False, hash=False
+    )
 
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.w, self.h]
+
+    def scaled(self, factor: float) -> FaceBox:
+        """The box (and its landmarks) in an image `factor` times the size."""
+        points = None
+        if self.landmarks is not None:
+            points = {k: (x * factor, y * factor) for k, (x, y) in self.landmarks.items()}
+        return FaceBox(
+            round(self.x * factor),
+            round(self.y * factor),
+            round(self.w * factor),
+            round(self.h * factor),
+            self.score,
+            points,
+        )
 
     @property
     def area(self) -> int:
@@ -84,6 +105,29 @@ def _cascade_path(name: str) -> str:
     if not path.is_file():
         raise ConfigError(f"OpenCV cascade file missing from the installed wheel: {path}")
     return str(path)
+
+
+def downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """`image` shrunk (area interpolation) so its longer side is at most `max_side`, and the
+    factor applied (1.0 when it already fits)."""
+    import cv2
+
+    height, width = image.shape[:2]
+    if max(height, width) <= max_side:
+        return image, 1.0
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB [H, W, 3] from a gray [H, W] / [H, W, 1] or RGB(A) image."""
+    image = np.asarray(image, dtype=np.uint8)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[-1] == 1:
+        return np.ascontiguousarray(np.repeat(image, 3, axis=-1))
+    return np.ascontiguousarray(image[..., :3])
 
 
 class HaarFaceDetector:

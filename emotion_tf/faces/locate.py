@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Literal, Protocol
 
 import numpy as np
 
 from emotion_tf.errors import ConfigError
-from emotion_tf.faces.detector import FaceBox, HaarFaceDetector
+from emotion_tf.faces.detector import FaceBox
 
 FaceMode = Literal["auto", "detect", "none"]
 Fallback = Literal["none", "whole-image"]
@@ -49,10 +48,22 @@ class FaceRegion:
         return self.source != SOURCE_DETECTOR
 
 
-@functools.lru_cache(maxsize=1)
-def default_detector() -> HaarFaceDetector:
-    """The shared detector with the settings chosen in docs/faces-and-reports.md."""
-    return HaarFaceDetector()
+def default_detector() -> Detector:
+    """The shared default detector (`emotion_tf.faces.detectors.DEFAULT_DETECTOR`)."""
+    from emotion_tf.faces.detectors import get_detector
+
+    return get_detector()
+
+
+def resolve_detector(detector: Detector | str | None) -> Detector:
+    """A detector object from an object, a name (`--detector`) or None (the default)."""
+    if detector is None:
+        return default_detector()
+    if isinstance(detector, str):
+        from emotion_tf.faces.detectors import get_detector
+
+        return get_detector(detector)
+    return detector
 
 
 def check_mode(mode: str, fallback: str = "none") -> None:
@@ -86,7 +97,7 @@ def locate_faces(
     image: np.ndarray,
     mode: FaceMode = "auto",
     fallback: Fallback = "none",
-    detector: Detector | None = None,
+    detector: Detector | str | None = None,
 ) -> list[FaceRegion]:
     """Regions of `image` to classify, largest face first; [] means no face was found.
 
@@ -97,7 +108,7 @@ def locate_faces(
     check_mode(mode, fallback)
     if mode == "none":
         return [FaceRegion(whole_image_box(image), SOURCE_CROP)]
-    boxes = (detector or default_detector()).detect(image)
+    boxes = resolve_detector(detector).detect(image)
     if mode == "auto" and looks_like_crop(image.shape, boxes):
         return [FaceRegion(whole_image_box(image), SOURCE_CROP)]
     if boxes:

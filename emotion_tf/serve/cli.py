@@ -13,6 +13,7 @@ import click
 
 from emotion_tf.cli_base import command, model_option
 from emotion_tf.errors import EmotionTFError
+from emotion_tf.faces.cli import detector_options
 
 if TYPE_CHECKING:
     from emotion_tf.serve.app import ServeSettings
@@ -128,6 +129,7 @@ SERVE_MODEL_HELP = (
     help="none: images are face crops (TF Serving's behaviour). auto/detect: find faces in "
     "each photo and classify the largest (auto keeps images that already look like crops).",
 )
+@detector_options
 def serve(
     model: str | None,
     name: str,
@@ -147,6 +149,8 @@ def serve(
     trust_model: bool,
     access_log: bool,
     faces: str,
+    detector: str,
+    align: bool,
 ) -> None:
     """Serve a model with TensorFlow Serving's REST API: the packaged model, or the newest
     export under --model. Example request:
@@ -174,7 +178,17 @@ def serve(
     from emotion_tf.packaged.saved_model import servable_model_base
 
     with servable_model_base(model) as model_base:
-        run_server(model_base, settings, host, port, access_log, faces, limits)
+        run_server(
+            model_base,
+            settings,
+            host,
+            port,
+            access_log,
+            faces,
+            limits,
+            detector=detector,
+            align=align,
+        )
 
 
 def run_server(
@@ -185,6 +199,8 @@ def run_server(
     access_log: bool = False,
     faces: str = "none",
     limits: ConnectionLimits | None = None,
+    detector: str | None = None,
+    align: bool = False,
 ) -> None:
     """Bind the port, load the model, then serve until interrupted (Ctrl-C stops it gracefully).
 
@@ -221,7 +237,13 @@ def run_server(
             from emotion_tf.serve.faces import largest_face_hook
 
             meta = read_metadata(resolve_export(model_base))
-            hook = largest_face_hook(int(meta["channels"]), int(meta["input_size"]), faces)
+            hook = largest_face_hook(
+                int(meta["channels"]),
+                int(meta["input_size"]),
+                faces,
+                detector=detector,
+                align=align,
+            )
         serving = ServingApp(load_versions(model_base, settings), settings, hook)
         # After loading: the model's own open files count against the descriptor limit.
         guard.limits = dataclasses.replace(

@@ -50,6 +50,7 @@ from emotion_tf.train.callbacks import (
     HistoryWriter,
     StopOnNonFiniteLoss,
 )
+from emotion_tf.train.init_from import FreezeConvLayers, initialise_from, prepare_freezing
 from emotion_tf.train.strategy import (
     agree_on_epoch,
     build_strategy,
@@ -82,6 +83,7 @@ class TrainingData:
     skipped: list[BadFile]
     data_format: str  # "folders" or "tfrecord"
     file_list_hash: str
+    faces: dict[str, Any] = dataclasses.field(default_factory=dict)  # data.faces: detect
 
     def summary(self) -> dict[str, Any]:
         """Counts for run_info.json: enough to audit what a run was trained on."""
@@ -101,6 +103,7 @@ class TrainingData:
                 len(f.ignored) for f in self.splits.values() if isinstance(f, LabelledFiles)
             ),
             "exif_rotated": exif,
+            **({"faces": self.faces} if self.faces else {}),
         }
 
 
@@ -148,6 +151,11 @@ def class_weights(files: Split) -> dict[int, float]:
 def load_training_data(config: Config) -> TrainingData:
     """List and scan the data dir (folders), or read a TFRecord manifest; log what is left out."""
     data_dir = Path(config.data.data_dir)
+    if is_tfrecord_dir(data_dir) and config.data.faces == "detect":
+        raise ConfigError(
+            "data.faces=detect needs a folder of photos, not TFRecords: "
+            f"{data_dir} (convert the face crops with `emotion-tf data crop-faces` first)"
+        )
     if is_tfrecord_dir(data_dir):
         manifest = read_manifest(data_dir)
         skipped = [
@@ -177,7 +185,24 @@ def load_training_data(config: Config) -> TrainingData:
         sum(len(f.paths) for f in splits.values()),
         time.monotonic() - started,
     )
-    return TrainingData(splits, skipped, "folders", file_list_hash(splits, data_dir))
+    data_hash = file_list_hash(splits, data_dir)
+    faces: dict[str, Any] = {}
+    if config.data.faces == "detect":
+        from emotion_tf.faces.training_crops import crop_split
+
+        started = time.monotonic()
+        for split, files in list(splits.items()):
+            splits[split], summary = crop_split(files, config, split)
+            faces[split] = summary.to_dict()
+        faces.update(
+            {
+                "detector": config.data.detector,
+                "align": config.data.align,
+                "no_face": config.data.no_face,
+                "seconds": round(time.monotonic() - started, 1),
+            }
+        )
+    return TrainingData(splits, skipped, "folders", data_hash, faces)
 
 
 def _verbosity(setting: int) -> int:
@@ -292,11 +317,15 @@ def train(config: Config, export: bool = True, overwrite: bool = False) -> Train
 
     with strategy.scope():
         model = build_alexnet(config.model, len(class_names))
+        if config.train.init_from and first_epoch == 0:  # a resume restores its own weights
+            initialise_from(model, config.train.init_from, class_names)
         model.compile(
             optimizer=build_optimizer(config, steps),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.train.label_smoothing),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         )
+        if config.train.freeze_conv_epochs:
+            prepare_freezing(model)
     size, channels = config.model.input_size, config.model.channels
     prepare_multi_worker_fit(model, strategy, (size, size, channels), len(class_names))
     log.info(
@@ -310,8 +339,10 @@ def train(config: Config, export: bool = True, overwrite: bool = False) -> Train
     checkpoint = BestCheckpoint(
         run.best_checkpoint, state_path=run.best_state_file, enabled=chief, resume=first_epoch > 0
     )
+    freezing = [FreezeConvLayers(config.train.freeze_conv_epochs)]
     callbacks = [
         StopOnNonFiniteLoss(),  # first: a diverged epoch must not be checkpointed
+        *(freezing if config.train.freeze_conv_epochs else []),
         EpochSeeds(),
         checkpoint,
         HistoryWriter(run, enabled=chief, first_epoch=first_epoch),

@@ -1,0 +1,458 @@
+"""Benchmark: happy/sad on web photos of people (../shared/data/web-happy-sad), one answer per
+photo, every photo counted (no face found: the whole photo is classified).
+
+Variants, each through the library's own face path (`emotion_tf.predict.face_inputs`):
+- the FER model alone with each detector (haar, mtcnn, blazeface), without and with landmark
+  alignment, and each photo rule (largest face, mean, area-weighted mean);
+- the fine-tuned recipe (`configs/web-photos.yaml`: the FER model fine-tuned on the train
+  split), evaluated on validation.
+
+Figures: accuracy with a 95% Wilson interval, balanced accuracy, photos with no face found,
+photos with several faces, CPU seconds per photo (detection + crops + model; wall time on a
+shared machine is not comparable). `--cv K` adds K-fold cross-validation over train +
+validation (stratified, seeded): the FER-model variants are scored on every photo (they learn
+nothing), the fine-tuned recipe is trained K times on K-1 folds and scored on the held-out
+fold; figures are pooled over all photos. Near-duplicate photos inside train/ may fall in
+different folds (the split keeps them only off validation), which flatters the fine-tuned CV.
+
+    python benchmarks/web_photos.py --model /work/runs/fer-last-s1337
+    python benchmarks/web_photos.py --model RUN --cv 5 --detections /tmp/detections.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+from common import REPO_ROOT, Figure, Report, base_parser, log
+
+CONFIG = REPO_ROOT / "configs" / "web-photos.yaml"
+RULES = ("largest", "mean", "area")
+TARGET_FER_DEFAULT = 80.0  # percent on validation, FER model alone with the default detector
+TARGET_FINETUNED = 85.0  # percent on validation, fine-tuned recipe
+
+
+def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion, in percent."""
+    if total == 0:
+        return float("nan"), float("nan")
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return 100 * (centre - half), 100 * (centre + half)
+
+
+@dataclasses.dataclass
+class PhotoResult:
+    """One photo: its label, the faces' probabilities and areas (none: the whole photo's)."""
+
+    path: str
+    label: int
+    face_probs: list[list[float]]
+    areas: list[float]
+    whole: list[float] | None  # the whole photo's probabilities when no face was found
+    cpu: float
+
+    def probabilities(self, rule: str) -> np.ndarray:
+        from emotion_tf.faces.photo_label import photo_probabilities
+
+        if not self.face_probs:
+            return np.asarray(self.whole)
+        return photo_probabilities(self.face_probs, self.areas, rule)  # type: ignore[arg-type]
+
+
+class FixedBoxes:
+    """A detector that answers with boxes found earlier (so variants share one detection)."""
+
+    def __init__(self, name: str, boxes: list[Any]):
+        self.name = name
+        self.boxes = boxes
+
+    def detect(self, image: np.ndarray) -> list[Any]:
+        return list(self.boxes)
+
+
+def labelled_photos(folder: Path) -> list[tuple[str, int]]:
+    from emotion_tf.data.files import list_split
+
+    files = list_split(folder, ["happy", "sad"])
+    return list(zip(files.paths, files.labels))
+
+
+def detect_all(
+    photos: list[tuple[str, int]], names: list[str], cache: Path | None
+) -> dict[str, dict[str, Any]]:
+    """{detector: {path: {"boxes": [...], "cpu": seconds}}}, read from / added to `cache`."""
+    from emotion_tf.data.files import read_upright_image as _read
+    from emotion_tf.faces.detectors import get_detector
+    from emotion_tf.faces.photo import decode_photo
+
+    found: dict[str, dict[str, Any]] = {}
+    if cache is not None and cache.is_file():
+        found = json.loads(cache.read_text())
+    for name in names:
+        table = found.setdefault(name, {})
+        todo = [path for path, _ in photos if path not in table]
+        if not todo:
+            continue
+        detector = get_detector(name)
+        detector.detect(np.zeros((64, 64, 3), np.uint8))  # first-call set-up off the clock
+        log(f"detecting faces with {name} in {len(todo)} photos")
+        for path in todo:
+            data, error = _read(path, 50_000_000)
+            if error is not None:
+                raise SystemExit(f"{path}: {error}")
+            image = decode_photo(data, 3)
+            started = time.process_time()
+            boxes = detector.detect(image)
+            table[path] = {
+                "boxes": [dataclasses.asdict(b) for b in boxes],
+                "cpu": time.process_time() - started,
+            }
+        if cache is not None:
+            from emotion_tf.io_utils import atomic_write_json
+
+            atomic_write_json(cache, found)
+    return found
+
+
+def classify(
+    model: Any,
+    photos: list[tuple[str, int]],
+    detector: str,
+    detections: dict[str, Any],
+    align: bool,
+    mode: str = "detect",
+) -> list[PhotoResult]:
+    """Every photo through `face_inputs` with the stored boxes, then the model."""
+    from emotion_tf.data.files import read_upright_image as _read
+    from emotion_tf.faces.detector import FaceBox
+    from emotion_tf.faces.photo import decode_photo
+    from emotion_tf.predict import face_inputs
+
+    results = []
+    for path, label in photos:
+        entry = detections[path]
+        boxes = [FaceBox(**{**b, "landmarks": _points(b.get("landmarks"))}) for b in entry["boxes"]]
+        started = time.process_time()
+        data, _ = _read(path, 50_000_000)
+        image = decode_photo(data, model.channels)
+        colour = decode_photo(data, 3) if model.channels != 3 else None
+        regions, inputs = face_inputs(
+            image,
+            model.input_size,
+            mode,  # type: ignore[arg-type]
+            "whole-image",
+            None,
+            FixedBoxes(detector, boxes),
+            align,
+            colour,
+        )
+        probs = model.predict_images(inputs)["probabilities"].tolist()
+        cpu = time.process_time() - started + entry["cpu"]
+        detected = [r for r in regions if not r.is_whole_image]
+        if detected:
+            areas = [float(r.box.area) for r in detected]
+            results.append(PhotoResult(path, label, probs, areas, None, cpu))
+        else:
+            results.append(PhotoResult(path, label, [], [], probs[0], cpu))
+    return results
+
+
+def _points(value: Any) -> dict[str, tuple[float, float]] | None:
+    return {k: (float(v[0]), float(v[1])) for k, v in value.items()} if value else None
+
+
+def score(results: list[PhotoResult], rule: str) -> dict[str, Any]:
+    predicted = np.array([int(np.argmax(r.probabilities(rule))) for r in results])
+    labels = np.array([r.label for r in results])
+    correct = int((predicted == labels).sum())
+    recalls = [float((predicted[labels == c] == c).mean()) for c in (0, 1) if (labels == c).any()]
+    low, high = wilson(correct, len(results))
+    return {
+        "accuracy": 100 * correct / len(results),
+        "low": low,
+        "high": high,
+        "balanced_accuracy": 100 * float(np.mean(recalls)),
+        "count": len(results),
+        "correct": correct,
+        "no_face": sum(1 for r in results if not r.face_probs),
+        "several_faces": sum(1 for r in results if len(r.face_probs) > 1),
+        "cpu_per_photo": float(np.mean([r.cpu for r in results])),
+    }
+
+
+def add_figures(report: Report, name: str, figures: dict[str, Any], target: float | None) -> None:
+    note = (
+        f"95% CI {figures['low']:.1f}-{figures['high']:.1f}, "
+        f"{figures['correct']}/{figures['count']} photos"
+    )
+    op = ">=" if target is not None else ""
+    report.add(Figure(f"{name}.accuracy", figures["accuracy"], "%", op, target, note))
+    report.add(Figure(f"{name}.balanced_accuracy", figures["balanced_accuracy"], "%"))
+    report.add(Figure(f"{name}.no_face_photos", figures["no_face"], "photos"))
+    report.add(Figure(f"{name}.several_face_photos", figures["several_faces"], "photos"))
+    report.add(Figure(f"{name}.cpu_seconds_per_photo", figures["cpu_per_photo"], "s"))
+
+
+def folds(photos: list[tuple[str, int]], k: int, seed: int) -> list[list[int]]:
+    """Stratified folds: indices of each class shuffled and dealt round-robin."""
+    rng = np.random.default_rng(seed)
+    out: list[list[int]] = [[] for _ in range(k)]
+    for label in sorted({label for _, label in photos}):
+        members = [i for i, (_, lab) in enumerate(photos) if lab == label]
+        for n, i in enumerate(rng.permutation(members)):
+            out[n % k].append(int(i))
+    return out
+
+
+def link_folder(root: Path, split: str, photos: list[tuple[str, int]]) -> None:
+    for path, label in photos:
+        target = root / split / ("happy", "sad")[label]
+        target.mkdir(parents=True, exist_ok=True)
+        name = f"{abs(hash(path)) % 10**8:08d}_{Path(path).name}"
+        os.symlink(os.path.abspath(path), target / name)
+
+
+def finetune(
+    train: list[tuple[str, int]],
+    evaluate_on: list[tuple[str, int]],
+    work: Path,
+    init_from: str,
+    overrides: list[str],
+    face_cache: Path,
+) -> tuple[list[PhotoResult], dict[str, Any]]:
+    """Train configs/web-photos.yaml on `train`, then score `evaluate_on` through the face path."""
+    from emotion_tf.config import load_config
+    from emotion_tf.export import LoadedExport
+    from emotion_tf.train.trainer import train as run_training
+
+    data = work / "data"
+    if data.exists():
+        shutil.rmtree(data)
+    link_folder(data, "train", train)
+    link_folder(data, "validation", evaluate_on)
+    config = load_config(
+        CONFIG,
+        [
+            f"data.data_dir={data}",
+            f"train.run_dir={work / 'run'}",
+            f"train.init_from={init_from}",
+            f"data.face_cache={face_cache}",
+            "train.verbose=0",
+            *overrides,
+        ],
+    )
+    if (work / "run").exists():
+        shutil.rmtree(work / "run")
+    started, cpu = time.time(), time.process_time()
+    result = run_training(config)
+    seconds = {"wall": time.time() - started, "cpu": time.process_time() - cpu}
+    model = LoadedExport(result.export_path)
+    names = [config.data.detector]
+    detections = detect_all(evaluate_on, names, face_cache / "detections.json")
+    scored = classify(
+        model, evaluate_on, config.data.detector, detections[names[0]], config.data.align
+    )
+    return scored, {**seconds, "config": config.to_dict()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--model", help="the FER model: run directory or export")
+    parser.add_argument(
+        "--data",
+        default=str(REPO_ROOT.parent / "shared" / "data" / "web-happy-sad"),
+        help="web-happy-sad folder (train/ and validation/)",
+    )
+    parser.add_argument("--detectors", default="haar,mtcnn,blazeface")
+    parser.add_argument("--detections", help="JSON cache of detections (reused across runs)")
+    parser.add_argument("--cv", type=int, default=0, help="K-fold cross-validation over all")
+    parser.add_argument("--seed", type=int, default=0, help="fold assignment seed")
+    parser.add_argument("--no-finetune", action="store_true", help="skip the fine-tuned recipe")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="config override for the fine-tuned recipe (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    from emotion_tf.export import LoadedExport
+    from emotion_tf.faces.crop import DEFAULT_ALIGN
+    from emotion_tf.faces.detectors import DEFAULT_DETECTOR
+    from emotion_tf.faces.photo_label import DEFAULT_PHOTO_RULE
+
+    report = Report("web_photos", args)
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="web_photos_"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data)
+    model_path = args.model
+    if args.smoke:
+        data, model_path = smoke_setup(work)
+        args.detectors = "haar"
+    if not model_path:
+        raise SystemExit("--model is required (the FER run directory or its export)")
+    model = LoadedExport(model_path)
+    train = labelled_photos(data / "train")
+    validation = labelled_photos(data / "validation")
+    everything = train + validation
+    names = [n for n in args.detectors.split(",") if n]
+    cache = Path(args.detections) if args.detections else work / "detections.json"
+    detections = detect_all(everything if args.cv else validation, names, cache)
+    report.details["default"] = {
+        "detector": DEFAULT_DETECTOR,
+        "align": DEFAULT_ALIGN,
+        "rule": DEFAULT_PHOTO_RULE,
+    }
+    variants = [(n, False) for n in names] + [(n, True) for n in names if n != "haar"]
+    for split, photos in (("validation", validation), ("cv", everything if args.cv else [])):
+        if not photos:
+            continue
+        for detector, align in variants:
+            results = classify(model, photos, detector, detections[detector], align)
+            for rule in RULES:
+                figures = score(results, rule)
+                name = f"{split}.fer.{detector}{'.aligned' if align else ''}.{rule}"
+                report.details[name] = figures
+                main_line = rule == DEFAULT_PHOTO_RULE
+                is_default = detector == DEFAULT_DETECTOR and align == DEFAULT_ALIGN
+                if main_line:
+                    target = TARGET_FER_DEFAULT if is_default and split == "validation" else None
+                    add_figures(report, name, figures, target)
+                else:
+                    report.add(
+                        Figure(
+                            f"{name}.accuracy",
+                            figures["accuracy"],
+                            "%",
+                            note=(f"95% CI {figures['low']:.1f}-{figures['high']:.1f}"),
+                        )
+                    )
+        if split == "validation" and DEFAULT_DETECTOR in names:
+            auto = classify(
+                model,
+                photos,
+                DEFAULT_DETECTOR,
+                detections[DEFAULT_DETECTOR],
+                DEFAULT_ALIGN,
+                mode="auto",
+            )
+            name = f"validation.fer.{DEFAULT_DETECTOR}.faces_auto.{DEFAULT_PHOTO_RULE}"
+            figures = score(auto, DEFAULT_PHOTO_RULE)
+            report.details[name] = figures
+            report.add(
+                Figure(
+                    f"{name}.accuracy",
+                    figures["accuracy"],
+                    "%",
+                    note=(f"95% CI {figures['low']:.1f}-{figures['high']:.1f}"),
+                )
+            )
+    if not args.no_finetune:
+        init_from = str(Path(model_path))
+        overrides = list(args.overrides)
+        if args.smoke:
+            overrides += smoke_overrides()
+        face_cache = work / "face_cache"
+        results, info = finetune(
+            train, validation, work / "finetune", init_from, overrides, face_cache
+        )
+        report.details["finetune_run"] = info
+        figures = score(results, DEFAULT_PHOTO_RULE)
+        report.details["validation.finetuned"] = figures
+        add_figures(report, "validation.finetuned", figures, TARGET_FINETUNED)
+        report.add(
+            Figure(
+                "validation.finetuned.train_minutes",
+                info["wall"] / 60,
+                "min",
+                "<=",
+                5.0,
+                note=f"CPU {info['cpu'] / 60:.1f} min, under load",
+            )
+        )
+        if args.cv:
+            pooled: list[PhotoResult] = []
+            for k, fold in enumerate(folds(everything, args.cv, args.seed)):
+                held = set(fold)
+                fit_on = [p for i, p in enumerate(everything) if i not in held]
+                scored, _ = finetune(
+                    fit_on,
+                    [everything[i] for i in fold],
+                    work / f"cv{k}",
+                    init_from,
+                    overrides,
+                    face_cache,
+                )
+                fold_figures = score(scored, DEFAULT_PHOTO_RULE)
+                report.details[f"cv.finetuned.fold{k}"] = fold_figures
+                log(f"fold {k}: {fold_figures['accuracy']:.1f}%")
+                pooled.extend(scored)
+            figures = score(pooled, DEFAULT_PHOTO_RULE)
+            report.details["cv.finetuned"] = figures
+            add_figures(report, "cv.finetuned", figures, None)
+    report.finish()
+    if not args.work_dir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def smoke_overrides() -> list[str]:
+    return [
+        "model.input_size=32",
+        "model.channels=1",
+        "model.width=0.0625",
+        "model.normalization=none",
+        "model.test_time_flip=false",
+        "train.epochs=1",
+        "train.freeze_conv_epochs=0",
+        "data.batch_size=4",
+        "data.detector=haar",
+        "train.precision=float32",
+    ]
+
+
+def smoke_setup(work: Path) -> tuple[Path, str]:
+    """A tiny photo folder (demo faces on clutter) and a tiny trained model, for --smoke."""
+    from PIL import Image
+
+    from emotion_tf.config import load_config
+    from emotion_tf.data.demo import draw_face
+    from emotion_tf.train.trainer import train as run_training
+
+    rng = np.random.default_rng(0)
+    data = work / "photos"
+    for split, count in (("train", 4), ("validation", 3)):
+        for label in ("happy", "sad"):
+            folder = data / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                canvas = Image.new(
+                    "RGB", (200, 160), tuple(int(c) for c in rng.integers(60, 200, 3))
+                )
+                canvas.paste(draw_face(rng, label, 96, False).convert("RGB"), (50, 30))
+                canvas.save(folder / f"{label}{i}.jpg", quality=92)
+    overrides = [
+        f"data.data_dir={data}",
+        f"train.run_dir={work / 'base'}",
+        "train.verbose=0",
+        *[o for o in smoke_overrides() if not o.startswith(("data.detector", "train.freeze"))],
+    ]
+    run = run_training(load_config(None, overrides))
+    return data, str(run.run_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Training on a folder of whole photos (data.faces: detect) and from a trained model
+(train.init_from, train.freeze_conv_epochs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from emotion_tf.config import load_config
+from emotion_tf.errors import ConfigError
+from emotion_tf.faces.detector import FaceBox
+from emotion_tf.train.trainer import load_training_data, train
+from tests.conftest import tiny_overrides
+from tests.faces_helpers import clutter, detectable_faces, paste
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory: pytest.TempPathFactory, fer_dir: Path) -> Path:
+    """train: 3 photos per class with one FER face each, a photo without a face and a file
+    that is not an image; validation: 2 photos per class."""
+    faces = detectable_faces(fer_dir, 10, detector="haar")
+    root = tmp_path_factory.mktemp("photos")
+    counts = {"train": 0, "validation": 0}
+    for i, face in enumerate(faces):
+        split = "train" if i < 6 else "validation"
+        label = face.parent.name
+        folder = root / split / label
+        folder.mkdir(parents=True, exist_ok=True)
+        # As detectable_faces found them: 150 px on a plain background.
+        canvas = Image.new("RGB", (300, 300), (128, 150, 170))
+        paste(canvas, [face], [FaceBox(75, 75, 150, 150)]).save(folder / f"photo{i}.png")
+        counts[split] += 1
+    clutter(99, (320, 240)).save(root / "train" / "happy" / "empty.jpg", quality=93)
+    (root / "train" / "sad" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    return root
+
+
+def photo_overrides(run_dir: Path, data: Path, cache: Path, **extra: object) -> list[str]:
+    return tiny_overrides(
+        run_dir,
+        data,
+        **{
+            "data.faces": "detect",
+            "data.detector": "haar",
+            "data.face_cache": str(cache),
+            "data.batch_size": 4,
+            "model.channels": 1,
+            **extra,
+        },
+    )
+
+
+@pytest.mark.shared_data
+def test_photos_are_cropped_once_counted_and_cached(photo_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    result = train(load_config(None, photo_overrides(tmp_path / "a", photo_dir, cache)))
+    info = json.loads((result.run_dir / "run_info.json").read_text())
+    faces = info["faces"]
+    assert faces["train"]["photos"] == 7  # the broken file is left out by the scan
+    assert faces["train"]["with_face"] == 6 and faces["train"]["no_face_whole"] == 1
+    assert faces["train"]["no_face_files"][0].endswith("empty.jpg")
+    assert faces["validation"] == {**faces["validation"], "photos": 4, "with_face": 4}
+    assert [Path(s["path"]).name for s in info["skipped_files"]] == ["broken.jpg"]
+    assert info["counts"]["train"] == {"happy": 4, "sad": 3}
+    crops = sorted(cache.glob("haar-*/*.png"))
+    assert len(crops) == 10
+    with Image.open(crops[0]) as crop:
+        assert crop.size == (32, 32) and crop.mode == "L"  # model input size and channels
+
+    # Scanned again (no training needed) with the same cache: nothing is detected anew.
+    skip = load_config(
+        None, photo_overrides(tmp_path / "b", photo_dir, cache, **{"data.no_face": "skip"})
+    )
+    data = load_training_data(skip)
+    assert data.faces["train"]["cached"] == 7 and data.faces["validation"]["cached"] == 4
+    assert data.faces["train"]["no_face_skipped"] == 1
+    assert data.splits["train"].counts() == {"happy": 3, "sad": 3}
+    assert len(sorted(cache.glob("haar-*/*.png"))) == 10
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path):
+    run_dir = tmp_path_factory.mktemp("base") / "run"
+    return train(load_config(None, tiny_overrides(run_dir, tiny_data_dir)), export=False)
+
+
+def conv_and_fc(model: keras.Model) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    conv = [w for n in ("conv1", "conv5") for w in model.get_layer(n).get_weights()]
+    return conv, model.get_layer("fc8").get_weights()
+
+
+def test_init_from_loads_the_run_and_freezes_conv_layers(
+    base_run, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    start = keras.models.load_model(base_run.run_dir / "best.keras")
+    conv0, fc0 = conv_and_fc(start)
+    frozen = train(
+        load_config(
+            None,
+            tiny_overrides(
+                tmp_path / "frozen",
+                tiny_data_dir,
+                **{
+                    "train.init_from": str(base_run.run_dir),
+                    "train.freeze_conv_epochs": 1,
+                    "train.keep": "last",
+                },
+            ),
+        ),
+        export=False,
+    )
+    conv1, fc1 = conv_and_fc(keras.models.load_model(frozen.run_dir / "last.keras"))
+    for before, after in zip(conv0, conv1):
+        np.testing.assert_array_equal(before, after)
+    assert any(not np.allclose(a, b) for a, b in zip(fc0, fc1))
+
+    moved = train(
+        load_config(
+            None,
+            tiny_overrides(
+                tmp_path / "moved",
+                tiny_data_dir,
+                **{"train.init_from": str(base_run.run_dir / "best.keras"), "train.keep": "last"},
+            ),
+        ),
+        export=False,
+    )
+    conv2, _ = conv_and_fc(keras.models.load_model(moved.run_dir / "last.keras"))
+    assert any(not np.allclose(a, b) for a, b in zip(conv0, conv2))
+    # Not a copy of random weights: the first step starts from the run's weights.
+    assert np.mean([np.abs(a - b).mean() for a, b in zip(conv0, conv2)]) < 0.05
+
+
+def test_init_from_bad_sources_are_one_line_errors(base_run, tmp_path: Path) -> None:
+    from emotion_tf.model.alexnet import build_alexnet
+    from emotion_tf.train.init_from import initialise_from
+
+    fake = tmp_path / "model.keras"
+    fake.write_text("not a model")
+    config = load_config(None, tiny_overrides(tmp_path / "r", tmp_path))
+    model = build_alexnet(config.model, 2)
+    cases = {
+        str(fake): "is not a Keras model file",
+        str(tmp_path / "missing"): "no such file or run directory",
+        str(tmp_path): "no best.keras or last.keras",
+        str(base_run.run_dir / "metrics.json"): "expected a run directory or a .keras file",
+    }
+    for source, message in cases.items():
+        with pytest.raises(ConfigError, match=message) as err:
+            initialise_from(model, source, ["happy", "sad"])
+        assert "\n" not in str(err.value) and str(Path(source).name) in str(err.value)
+    wider = load_config(None, tiny_overrides(tmp_path / "w", tmp_path, **{"model.width": 0.125}))
+    with pytest.raises(ConfigError, match="model settings it was trained with") as err:
+        initialise_from(build_alexnet(wider.model, 2), str(base_run.run_dir), ["happy", "sad"])
+    assert "best.keras" in str(err.value)
+    with pytest.raises(ConfigError, match="trained on classes"):
+        initialise_from(model, str(base_run.run_dir), ["cats", "dogs"])
+
+
+def test_freeze_epochs_are_validated(tiny_data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="train.freeze_conv_epochs"):
+        load_config(
+            None, tiny_overrides(tmp_path, tiny_data_dir, **{"train.freeze_conv_epochs": 3})
+        )
+    with pytest.raises(ConfigError, match="data.faces"):
+        load_config(None, tiny_overrides(tmp_path, tiny_data_dir, **{"data.faces": "auto"}))
+
+
+def test_web_photos_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """benchmarks/web_photos.py end to end at tiny sizes (measures nothing)."""
+    import importlib.util
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    path = REPO_ROOT / "benchmarks" / "web_photos.py"
+    spec = importlib.util.spec_from_file_location("bench_web_photos", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    out = tmp_path / "web.json"
+    assert module.main(["--smoke", "--out", str(out), "--work-dir", str(tmp_path / "w")]) == 0
+    report = json.loads(out.read_text())
+    names = {f["name"] for f in report["figures"]}
+    assert "validation.fer.haar.area.accuracy" in names
+    assert "validation.finetuned.accuracy" in names
+    assert report["details"]["validation.finetuned"]["count"] == 6
+    assert "SUMMARY validation.finetuned.accuracy" in capsys.readouterr().out
+    assert module.wilson(85, 100) == pytest.approx((76.7, 90.7), abs=0.1)
