@@ -7,7 +7,7 @@ every detector this prints, relative to the crop side: the box centre offset, bo
 height, and (with landmarks) the eyes' midpoint, the mouth, the eye distance and the distance
 from the eyes' midpoint to the mouth, as 10th / 50th / 90th percentiles.
 
-    python benchmarks/face_framing.py --fer ../shared/data/fer2013-happy-sad --per-class 100
+    python -m benchmarks.face_framing --fer ../shared/data/fer2013-happy-sad --per-class 100
 """
 
 from __future__ import annotations

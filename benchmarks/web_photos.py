@@ -15,8 +15,8 @@ nothing), the fine-tuned recipe is trained K times on K-1 folds and scored on th
 fold; figures are pooled over all photos. Near-duplicate photos inside train/ may fall in
 different folds (the split keeps them only off validation), which flatters the fine-tuned CV.
 
-    python benchmarks/web_photos.py --model /work/runs/fer-last-s1337
-    python benchmarks/web_photos.py --model RUN --cv 5 --detections /tmp/detections.json
+    python -m benchmarks.web_photos --model /work/runs/fer-last-s1337
+    python -m benchmarks.web_photos --model RUN --cv 5 --detections /tmp/detections.json
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import numpy as np
-from common import REPO_ROOT, Figure, Report, base_parser, log
+
+from benchmarks.report import REPO_ROOT, Figure, Report, base_parser, log
 
 CONFIG = REPO_ROOT / "configs" / "web-photos.yaml"
 RULES = ("largest", "mean", "area")

@@ -175,16 +175,8 @@ def test_freeze_epochs_are_validated(tiny_data_dir: Path, tmp_path: Path) -> Non
 
 def test_web_photos_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """benchmarks/web_photos.py end to end at tiny sizes (measures nothing)."""
-    import importlib.util
-    import sys
+    from benchmarks import web_photos as module
 
-    from tests.conftest import REPO_ROOT
-
-    path = REPO_ROOT / "benchmarks" / "web_photos.py"
-    spec = importlib.util.spec_from_file_location("bench_web_photos", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
     out = tmp_path / "web.json"
     assert module.main(["--smoke", "--out", str(out), "--work-dir", str(tmp_path / "w")]) == 0
     report = json.loads(out.read_text())
