@@ -137,8 +137,28 @@ def check_precision(precision: str) -> None:
     if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
         raise ConfigError(
             "train.precision=mixed_float16 needs a GPU (on a CPU float16 runs many times slower "
-            "than float32); use train.precision=mixed_bfloat16 on a CPU"
+            "than float32); use train.precision=float32, or mixed_bfloat16 on a CPU with "
+            "avx512_bf16 or AMX"
         )
+    if (
+        precision == "mixed_bfloat16"
+        and not tf.config.list_physical_devices("GPU")
+        and not cpu_has_native_bfloat16()
+    ):
+        log.warning(
+            "train.precision=mixed_bfloat16 on a CPU without avx512_bf16 or AMX: bfloat16 is "
+            "emulated here and runs several times slower than float32; "
+            "--set train.precision=float32 is faster on this machine"
+        )
+
+
+def cpu_has_native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU computes bfloat16 in hardware (avx512_bf16 or AMX); True where unknown."""
+    try:
+        flags = cpuinfo.read_text(errors="replace").split()
+    except OSError:
+        return True  # not Linux: nothing to say
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def class_weights(files: Split) -> dict[int, float]:
