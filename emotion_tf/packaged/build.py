@@ -32,6 +32,28 @@ def recipe_hash(config: Any) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def recipe_differences(stored: dict[str, Any], config: Any) -> list[str]:
+    """Settings where `config` differs from a packaged file's stored config, as dotted keys.
+
+    Paths and verbosity (PLACE_KEYS) do not count. A setting the stored config lacks (an option
+    added to the code after the file was packed) must be at its default in `config`.
+    """
+    from emotion_tf.config import Config
+
+    place = {f"{section}.{key}" for section, key in PLACE_KEYS}
+    defaults = Config().to_dict()
+    differences = []
+    for section, values in config.to_dict().items():
+        for key, value in values.items():
+            dotted = f"{section}.{key}"
+            if dotted in place:
+                continue
+            expected = stored.get(section, {}).get(key, defaults[section][key])
+            if value != expected:
+                differences.append(dotted)
+    return differences
+
+
 @dataclasses.dataclass
 class PackResult:
     path: Path
