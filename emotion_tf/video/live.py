@@ -16,7 +16,7 @@ from pathlib import Path
 from emotion_tf.faces.crop import DEFAULT_MARGIN
 from emotion_tf.faces.locate import Detector
 from emotion_tf.video.analyze import DEFAULT_SMOOTH_S, Classifier, FrameAnalyzer, FrameResult
-from emotion_tf.video.source import Frame, Sampler, VideoSource
+from emotion_tf.video.source import STREAM_TIMEOUT_MS, Frame, Sampler, VideoSource
 from emotion_tf.video.summary import SummaryBuilder, VideoSummary
 
 DEFAULT_STALL_S = 10.0
@@ -85,7 +85,9 @@ class LatestFrameReader:
     def stop(self) -> bool:
         """Stop reading; True when the thread ended (False: still blocked inside the decoder)."""
         self._stop.set()
-        self._thread.join(timeout=2.0)
+        # A read blocked on a stalled stream returns after OpenCV's read timeout; waiting that
+        # long keeps the process from exiting with the thread inside the decoder (which aborts).
+        self._thread.join(timeout=STREAM_TIMEOUT_MS / 1000 + 3.0)
         return not self._thread.is_alive()
 
 
