@@ -156,3 +156,74 @@ def test_grayscale_crops_match_the_training_conversion_bit_for_bit() -> None:
     rgb = np.random.default_rng(3).integers(0, 256, (120, 90, 3), np.uint8)
     assert np.array_equal(to_model_channels(rgb, 1), convert_channels(rgb, 1))
     assert to_model_channels(rgb, 3) is rgb
+
+
+def test_prefetch_keeps_order_raises_where_the_error_came_and_stops_early() -> None:
+    import threading
+
+    from emotion_tf.video.prefetch import Prefetch
+
+    with Prefetch(iter(range(50)), depth=4) as ahead:
+        assert list(ahead) == list(range(50))
+
+    def failing():
+        yield from (1, 2)
+        raise VideoError("clip.mp4: decoding failed")
+
+    seen = []
+    with pytest.raises(VideoError, match="decoding failed"), Prefetch(failing()) as ahead:
+        for item in ahead:
+            seen.append(item)
+    assert seen == [1, 2]
+
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(len(produced))
+            yield produced[-1]
+
+    with Prefetch(endless(), depth=3) as ahead:
+        first = next(iter(ahead))
+    assert first == 0
+    assert len(produced) <= 5  # the producer stopped when the consumer left
+    assert not any(t.name == "emotion-tf-prefetch" for t in threading.enumerate())
+
+
+def test_a_file_batched_across_frames_gives_the_per_frame_answers(tmp_path) -> None:
+    """The file path classifies 16 frames' faces in one batch; the live path one frame at a
+    time: the same people, boxes and labels, probabilities equal up to float rounding."""
+    from emotion_tf.video.analyze import FrameAnalyzer, VideoAnalysis
+    from emotion_tf.video.demo import write_demo_video
+    from emotion_tf.video.source import Sampler
+
+    class MeanBrightness:  # a stand-in model: P(happy) grows with the crop's brightness
+        class_names = CLASSES
+        input_size, channels = 24, 1
+
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        def predict_images(self, images):
+            self.calls.append(len(images))
+            happy = np.asarray(images, np.float64).mean(axis=(1, 2, 3)) / 255
+            return {"probabilities": np.stack([happy, 1 - happy], axis=1)}
+
+    actors, _ = _crossing(2.0, 10.0)
+    video = write_demo_video(tmp_path / "two.avi", actors, 2.0, fps=10)
+    model = MeanBrightness()
+    batched = list(VideoAnalysis(model, video, sample_fps=None, smooth_s=0, batch_frames=16))
+    assert max(model.calls) > 2  # several frames' faces went in one call
+    model.calls.clear()
+    analyzer = FrameAnalyzer(model, smooth_s=0)
+    with VideoSource(video) as source:
+        single = [analyzer(str(video), f) for f in source.frames(Sampler(None))]
+    assert max(model.calls) <= 2
+    assert [r.frame for r in batched] == [r.frame for r in single]
+    assert sum(len(r.people) for r in batched) >= len(batched)  # faces were found and followed
+    for a, b in zip(batched, single):
+        assert [(p.person, p.box, p.label) for p in a.people] == [
+            (p.person, p.box, p.label) for p in b.people
+        ]
+        for p, q in zip(a.people, b.people):
+            assert p.probabilities["happy"] == pytest.approx(q.probabilities["happy"], abs=1e-9)

@@ -1,10 +1,12 @@
 """Link the faces of consecutive frames into tracks with stable person ids.
 
-The face detector scans the whole frame (downscaled to at most `scan_side` pixels) only every
-`rescan_s` seconds, and whenever nobody is being tracked; on the frames between, it scans only
-a small window around where each tracked face is expected (its last box moved by its
-velocity), downscaled so the face is about `window_face_px` pixels wide. Candidates are
-matched to tracks greedily by overlap with the expected boxes; new people are only taken from
+On every frame the face detector scans only a small window around where each tracked face is
+expected (its last box moved by its velocity), downscaled so the face is about
+`window_face_px` pixels wide. Every `rescan_s` seconds, and whenever nobody is being tracked,
+it also scans the whole frame for new people, downscaled so that the smallest face it looks
+for (`min_face_px`, like the `fer` package's 50 px) is the detector's smallest window: that
+scan costs about as much as all the windows of a second together. Candidates are matched to
+tracks greedily by overlap with the expected boxes; new people are only taken from
 whole-frame scans. A face that stays hidden (e.g. behind another one that crosses it) keeps
 moving at its last velocity for up to `max_missing_s` seconds before its track ends. Any
 detector with `detect(image) -> list[FaceBox]` (emotion_tf.faces.locate.Detector) works.
@@ -84,7 +86,7 @@ class FaceTracker:
         detector: Detector | None = None,
         rescan_s: float = 0.5,
         max_missing_s: float = 2.0,
-        scan_side: int = 480,
+        min_face_px: int = 48,
         window_scale: float = 2.0,
         window_face_px: int = 40,
     ):
@@ -93,10 +95,12 @@ class FaceTracker:
                 "rescan_s and max_missing_s must be >= 0. "
                 f"Received: rescan_s={rescan_s}, max_missing_s={max_missing_s}"
             )
+        if min_face_px < 8:
+            raise ConfigError(f"min_face_px must be >= 8. Received: min_face_px={min_face_px}")
         self.detector = detector or default_detector()
         self.rescan_s = rescan_s
         self.max_missing_s = max_missing_s
-        self.scan_side = scan_side
+        self.min_face_px = min_face_px
         self.window_scale = window_scale
         self.window_face_px = window_face_px
         self.tracks: list[Track] = []
@@ -113,17 +117,18 @@ class FaceTracker:
             or self._last_scan is None
             or time_s - self._last_scan >= self.rescan_s - 1e-9
         )
+        matched: list[tuple[int, FaceBox]] = []
+        if self.tracks:
+            matched = self._assign(self._scan_windows(image, self.tracks, time_s), time_s)[0]
+        unused: list[FaceBox] = []
         if full:
             self._last_scan = time_s
-            matched, unused = self._assign(self._scan_frame(image), time_s)
+            unused = _apart(self._scan_frame(image), matched)
             seen = {person for person, _ in matched}
             lost = [t for t in self.tracks if t.person not in seen]
-            if lost:  # a smaller or fainter face the whole-frame scan missed
-                extra = _apart(self._scan_windows(image, lost, time_s), matched)
-                matched += self._assign(extra, time_s, tracks=lost)[0]
-        else:  # leftovers of windows around known faces are those faces at odd scales
-            matched, unused = self._assign(self._scan_windows(image, self.tracks, time_s), time_s)
-            unused = []
+            if lost:  # a face its window missed (a fast move, a crossing) is picked up again
+                found, unused = self._assign(unused, time_s, tracks=lost)
+                matched += found
         for box in _apart(unused, matched):  # new faces; not a second box on a known one
             track = Track(self._next_person, box, time_s, time_s)
             self._next_person += 1
@@ -136,7 +141,8 @@ class FaceTracker:
 
         self.full_scans += 1
         height, width = image.shape[:2]
-        scale = min(1.0, self.scan_side / max(height, width))
+        smallest = getattr(self.detector, "min_size", None)  # None: the detector rescales itself
+        scale = min(1.0, smallest / self.min_face_px) if smallest else 1.0
         if scale < 1.0:
             image = cv2.resize(
                 image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
