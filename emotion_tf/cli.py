@@ -259,13 +259,21 @@ def predict(
     if videos:
         if len(videos) < len(paths):
             raise ConfigError("give videos and images to predict in separate calls")
-        from emotion_tf.faces.crop import DEFAULT_MARGIN
+        if align:
+            raise ConfigError("--align is for photos: video faces are followed without landmarks")
         from emotion_tf.video.cli import predict_videos
 
         loaded = open_model(model, trust=trust_model)
-        margin = DEFAULT_MARGIN if face_margin is None else face_margin
         failed = predict_videos(
-            loaded, videos, fmt, sample_fps, smooth_s, margin, report_dir, annotate_dir
+            loaded,
+            videos,
+            fmt,
+            sample_fps,
+            smooth_s,
+            face_margin,
+            report_dir,
+            annotate_dir,
+            detector=detector,
         )
         if failed:
             click.echo(f"{failed} of {len(videos)} video(s) failed", err=True)

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from emotion_tf.data.files import list_images, read_upright_image
 from emotion_tf.export import LoadedExport
-from emotion_tf.faces.crop import FRAMINGS, crop_face
+from emotion_tf.faces.crop import crop_face, framing_of
 from emotion_tf.faces.locate import (
     Detector,
     FaceMode,
@@ -176,11 +176,6 @@ def face_inputs(
         crops.append(resize_uint8(tf.constant(pixels), size).numpy())
     empty = np.zeros((0, size, size, image.shape[-1]), np.uint8)
     return regions, (np.stack(crops) if crops else empty)
-
-
-def framing_of(detector: Detector) -> Any:
-    """The FER2013 framing of a detector's boxes (Haar's for detectors it does not know)."""
-    return FRAMINGS.get(str(getattr(detector, "name", "haar")).split("-")[0], FRAMINGS["haar"])
 
 
 @dataclasses.dataclass

@@ -17,11 +17,11 @@ from emotion_tf.faces.crop import (
     CropRegion,
     cut_region,
     face_region,
+    framing_of,
     landmark_region,
 )
 from emotion_tf.faces.detector import FaceBox
 from emotion_tf.faces.detectors import DEFAULT_DETECTOR, DETECTORS, get_detector
-from emotion_tf.predict import framing_of
 from tests.faces_helpers import clutter, detectable_faces, paste
 
 BOXES = [FaceBox(40, 60, 120, 120), FaceBox(300, 180, 180, 180)]

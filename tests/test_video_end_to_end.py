@@ -129,7 +129,7 @@ def test_watch_on_a_file_writes_the_rows_predict_writes(model_dir, tmp_path) -> 
     predicted = runner.invoke(main, ["predict", "-m", str(model_dir), str(video), *options])
     out = tmp_path / "watch.jsonl"
     watched = runner.invoke(
-        main, ["watch", str(model_dir), str(video), *options, "--output", str(out)]
+        main, ["watch", str(video), "-m", str(model_dir), *options, "--output", str(out)]
     )
     assert predicted.exit_code == 0 and watched.exit_code == 0, watched.output
     expected = [json.loads(line) for line in predicted.stdout.splitlines()]
@@ -204,6 +204,12 @@ def test_mixing_images_and_videos_is_refused(model_dir, happy_then_sad, tmp_path
         main, ["predict", "-m", str(model_dir), str(image), str(happy_then_sad)]
     )
     assert result.exit_code == 2 and "separate calls" in result.stderr
+    aligned = CliRunner().invoke(
+        main, ["predict", "-m", str(model_dir), str(happy_then_sad), "--align"]
+    )
+    assert aligned.exit_code == 2 and "--align is for photos" in aligned.stderr
+    twice = CliRunner().invoke(main, ["watch", str(model_dir), "0", "-m", str(model_dir)])
+    assert twice.exit_code == 2 and "name the model once" in twice.stderr
 
 
 class _StallingStream(http.server.BaseHTTPRequestHandler):
@@ -239,7 +245,7 @@ def test_watch_stops_cleanly_when_a_stream_stalls(model_dir, tmp_path) -> None:
             main,
             [
                 "watch",
-                str(model_dir),
+                str(model_dir),  # the older form: watch MODEL SOURCE
                 url,
                 "--stall-timeout",
                 "1",

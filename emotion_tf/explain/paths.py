@@ -18,11 +18,11 @@ from emotion_tf.errors import ConfigError
 from emotion_tf.explain.gradcam import GradCam, explanation_panel, paste_heat
 from emotion_tf.explain.model import KerasModel
 from emotion_tf.faces.annotate import Annotation, annotate_image
-from emotion_tf.faces.crop import face_region
+from emotion_tf.faces.crop import face_region, framing_of
 from emotion_tf.faces.locate import check_mode, resolve_detector
 from emotion_tf.faces.photo import decode_photo
 from emotion_tf.io_utils import atomic_write_bytes, atomic_write_json
-from emotion_tf.predict import DEFAULT_MAX_PIXELS, expand_inputs, face_inputs, framing_of
+from emotion_tf.predict import DEFAULT_MAX_PIXELS, expand_inputs, face_inputs
 
 EXPLANATIONS_FILE = "explanations.json"
 

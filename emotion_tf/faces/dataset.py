@@ -70,9 +70,9 @@ def crop_faces_folder(
     resized to `size` and converted to `channels`. Yields one result per source; `crops.csv`
     in `out` lists them all at the end.
     """
+    from emotion_tf.faces.crop import framing_of
     from emotion_tf.faces.photo import decode_photo
     from emotion_tf.io_utils import atomic_write_bytes, atomic_write_text
-    from emotion_tf.predict import framing_of
 
     src, out = Path(src), Path(out)
     check_mode(faces)

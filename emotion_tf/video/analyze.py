@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from emotion_tf.faces.crop import DEFAULT_MARGIN, crop_face
+from emotion_tf.faces.crop import crop_face, framing_of
 from emotion_tf.faces.detector import FaceBox
-from emotion_tf.faces.locate import Detector
+from emotion_tf.faces.locate import Detector, resolve_detector
 from emotion_tf.video.prefetch import Prefetch
 from emotion_tf.video.smoothing import DEFAULT_SMOOTH_S, LabelChange, Smoother
 from emotion_tf.video.source import DEFAULT_SAMPLE_FPS, Frame, Sampler, VideoInfo, VideoSource
@@ -115,11 +115,14 @@ class FrameAnalyzer:
     def __init__(
         self,
         model: Classifier,
-        detector: Detector | None = None,
+        detector: Detector | str | None = None,
         smooth_s: float = DEFAULT_SMOOTH_S,
-        margin: float = DEFAULT_MARGIN,
+        margin: float | None = None,
         tracker: FaceTracker | None = None,
     ):
+        """`detector`: an object, a name (`--detector`) or None (the default detector);
+        `margin`: the crop's margin around each box, or None to frame faces as FER2013 crops
+        are framed for that detector (`emotion_tf.faces.crop.FRAMINGS`)."""
         if smooth_s < 0:
             from emotion_tf.errors import ConfigError
 
@@ -128,7 +131,8 @@ class FrameAnalyzer:
         self.class_names = list(model.class_names)
         self.smooth_s = smooth_s
         self.margin = margin
-        self.tracker = tracker or FaceTracker(detector)
+        self.tracker = tracker or FaceTracker(resolve_detector(detector))
+        self.framing = framing_of(self.tracker.detector)
         self._smoothers: dict[int, Smoother] = {}
 
     def __call__(self, source: str, frame: Frame) -> FrameResult:
@@ -142,7 +146,7 @@ class FrameAnalyzer:
         size, channels = self.model.input_size, self.model.channels
         crops = np.zeros((len(found), size, size, channels), np.uint8)
         for i, (_, box) in enumerate(found):
-            crop = resize_crop(crop_face(frame.image, box, self.margin), size)
+            crop = resize_crop(crop_face(frame.image, box, self.margin, framing=self.framing), size)
             crops[i] = to_model_channels(crop, channels)
         return LocatedFaces(frame, found, crops)
 
@@ -226,8 +230,8 @@ class VideoAnalysis:
         path: str | Path,
         sample_fps: float | None = DEFAULT_SAMPLE_FPS,
         smooth_s: float = DEFAULT_SMOOTH_S,
-        detector: Detector | None = None,
-        margin: float = DEFAULT_MARGIN,
+        detector: Detector | str | None = None,
+        margin: float | None = None,
         keep_images: bool = False,
         batch_frames: int = DEFAULT_BATCH_FRAMES,
     ):
@@ -284,8 +288,8 @@ def analyze_video(
     path: str | Path,
     sample_fps: float | None = DEFAULT_SAMPLE_FPS,
     smooth_s: float = DEFAULT_SMOOTH_S,
-    detector: Detector | None = None,
-    margin: float = DEFAULT_MARGIN,
+    detector: Detector | str | None = None,
+    margin: float | None = None,
 ) -> VideoAnalysis:
     """The frames of the video at `path`, analysed one by one as the caller iterates.
 

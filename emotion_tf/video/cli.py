@@ -13,8 +13,9 @@ from typing import Any, TextIO
 
 import click
 
-from emotion_tf.cli_base import command
+from emotion_tf.cli_base import command, model_option
 from emotion_tf.errors import ConfigError, VideoError
+from emotion_tf.faces.cli import detector_option
 
 
 class SampleFps(click.ParamType):
@@ -65,10 +66,11 @@ def predict_videos(
     fmt: str,
     sample_fps: float | None,
     smooth_s: float,
-    margin: float,
+    margin: float | None,
     report_dir: str | None,
     annotate_dir: str | None,
     stream: TextIO | None = None,
+    detector: str | None = None,
 ) -> int:
     """Analyse each video, stream its rows to `stream` (stdout), print each summary on stderr,
     write reports and annotated copies; returns the number of videos that failed."""
@@ -83,7 +85,13 @@ def predict_videos(
         for video in videos:
             report, stem, annotated = _outputs_for(video, report_dir, annotate_dir, len(videos) > 1)
             analysis = VideoAnalysis(
-                model, video, sample_fps, smooth_s, margin=margin, keep_images=bool(annotated)
+                model,
+                video,
+                sample_fps,
+                smooth_s,
+                detector,
+                margin=margin,
+                keep_images=bool(annotated),
             )
             annotator = None
             try:
@@ -157,8 +165,10 @@ def _show_window() -> Any:
 
 
 @command("watch")
-@click.argument("model")
 @click.argument("source")
+@click.argument("legacy_source", required=False, metavar="")
+@model_option
+@detector_option
 @click.option(
     "--format",
     "fmt",
@@ -211,14 +221,17 @@ def _show_window() -> Any:
     "--face-margin",
     type=float,
     default=None,
-    help="Margin around a detected face, as a fraction of its size (default 0.025).",
+    help="Margin around a detected face, as a fraction of its size (default: framed like "
+    "FER2013 crops for the detector).",
 )
 @click.option(
     "--show", is_flag=True, help="Show the annotated frames in a window (needs a display)."
 )
 def watch(
-    model: str,
     source: str,
+    legacy_source: str | None,
+    model: str | None,
+    detector: str,
     fmt: str,
     output: str | None,
     sample_fps: float | None,
@@ -229,15 +242,22 @@ def watch(
     face_margin: float | None,
     show: bool,
 ) -> None:
-    """Analyse SOURCE in real time with the export at MODEL: who looks happy or sad, and when.
+    """Analyse SOURCE in real time: who looks happy or sad, and when.
 
     SOURCE is a camera index (0), a video file (played at its own speed) or a stream URL
-    (rtsp://, http://). Rows (time, frame, person, box, label, confidence, probabilities) are
-    written as they come; a status line goes to stderr every second. Ctrl-C, the end of the
-    source or a stalled stream stops it cleanly: outputs are flushed and the summary written.
+    (rtsp://, http://). The packaged model is used unless --model names another (the older
+    form `watch MODEL SOURCE` still works). Rows (time, frame, person, box, label,
+    confidence, probabilities) are written as they come; a status line goes to stderr every
+    second. Ctrl-C, the end of the source or a stalled stream stops it cleanly: outputs are
+    flushed and the summary written.
     """
+    if legacy_source is not None:
+        if model is not None:
+            raise ConfigError("name the model once: `watch SOURCE --model MODEL`")
+        model, source = source, legacy_source
     _watch(
         model,
+        detector,
         source,
         fmt,
         output,
@@ -252,7 +272,8 @@ def watch(
 
 
 def _watch(
-    model_path: str,
+    model_path: str | None,
+    detector: str,
     source: str,
     fmt: str,
     output: str | None,
@@ -264,19 +285,18 @@ def _watch(
     face_margin: float | None,
     show: bool,
 ) -> None:
-    from emotion_tf.export import LoadedExport
-    from emotion_tf.faces.crop import DEFAULT_MARGIN
+    from emotion_tf.predictors.resolve import open_model
     from emotion_tf.video.live import LiveAnalysis
 
     cv2 = _show_window() if show else None
-    model = LoadedExport(model_path)
-    margin = DEFAULT_MARGIN if face_margin is None else face_margin
+    model = open_model(model_path)
     analysis = LiveAnalysis(
         model,
         source,
         sample_fps,
         smooth_s,
-        margin=margin,
+        detector,
+        margin=face_margin,
         stall_s=stall_timeout,
         keep_images=bool(annotate_dir) or show,
     )

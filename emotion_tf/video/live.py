@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from emotion_tf.faces.crop import DEFAULT_MARGIN
 from emotion_tf.faces.locate import Detector
 from emotion_tf.video.analyze import DEFAULT_SMOOTH_S, Classifier, FrameAnalyzer, FrameResult
 from emotion_tf.video.source import STREAM_TIMEOUT_MS, Frame, Sampler, VideoSource
@@ -104,8 +103,8 @@ class LiveAnalysis:
         source: str | int | Path,
         sample_fps: float | None = None,
         smooth_s: float = DEFAULT_SMOOTH_S,
-        detector: Detector | None = None,
-        margin: float = DEFAULT_MARGIN,
+        detector: Detector | str | None = None,
+        margin: float | None = None,
         stall_s: float = DEFAULT_STALL_S,
         keep_images: bool = False,
     ):
