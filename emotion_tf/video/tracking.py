@@ -20,8 +20,11 @@ import math
 import numpy as np
 
 from emotion_tf.errors import ConfigError
-from emotion_tf.faces.detector import FaceBox
+from emotion_tf.faces.detector import FaceBox, HaarFaceDetector
 from emotion_tf.faces.locate import Detector, default_detector
+
+# A face in a window is looked for between these multiples of its size on the last frame.
+WINDOW_SIZES = (0.65, 1.5)
 
 
 @dataclasses.dataclass
@@ -171,8 +174,18 @@ class FaceTracker:
                     (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
                     interpolation=cv2.INTER_AREA,
                 )
-            found += [_scaled(b, 1.0 / scale, x0, y0) for b in self.detector.detect(window)]
+            face_px = scale * max(expected.w, expected.h)
+            boxes = self._detect_window(window, face_px)
+            found += [_scaled(b, 1.0 / scale, x0, y0) for b in boxes]
         return dedupe(sorted(found, key=lambda b: -(b.score or 0.0)))
+
+    def _detect_window(self, window: np.ndarray, face_px: float) -> list[FaceBox]:
+        """The detector on a window where a face of about `face_px` pixels is expected (the
+        Haar detector then scans only sizes near it)."""
+        if isinstance(self.detector, HaarFaceDetector):
+            sizes = (round(WINDOW_SIZES[0] * face_px), round(WINDOW_SIZES[1] * face_px))
+            return self.detector.detect(window, face_sizes=sizes)
+        return self.detector.detect(window)
 
     def _assign(
         self, candidates: list[FaceBox], time_s: float, tracks: list[Track] | None = None
