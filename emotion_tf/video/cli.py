@@ -255,43 +255,13 @@ def watch(
         if model is not None:
             raise ConfigError("name the model once: `watch SOURCE --model MODEL`")
         model, source = source, legacy_source
-    _watch(
-        model,
-        detector,
-        source,
-        fmt,
-        output,
-        sample_fps,
-        smooth_s,
-        report_dir,
-        annotate_dir,
-        stall_timeout,
-        face_margin,
-        show,
-    )
-
-
-def _watch(
-    model_path: str | None,
-    detector: str,
-    source: str,
-    fmt: str,
-    output: str | None,
-    sample_fps: float | None,
-    smooth_s: float,
-    report_dir: str | None,
-    annotate_dir: str | None,
-    stall_timeout: float,
-    face_margin: float | None,
-    show: bool,
-) -> None:
     from emotion_tf.predictors.resolve import open_model
     from emotion_tf.video.live import LiveAnalysis
 
     cv2 = _show_window() if show else None
-    model = open_model(model_path)
+    loaded = open_model(model)
     analysis = LiveAnalysis(
-        model,
+        loaded,
         source,
         sample_fps,
         smooth_s,
@@ -307,7 +277,7 @@ def _watch(
             else click.get_text_stream("stdout")
         )
         written = _watch_loop(
-            analysis, stream, fmt, model.class_names, source, annotate_dir, sample_fps, cv2
+            analysis, stream, fmt, loaded.class_names, source, annotate_dir, sample_fps, cv2
         )
     if analysis.summary is not None:
         _finish(analysis.summary, Path(report_dir) if report_dir else None, None)
