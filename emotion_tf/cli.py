@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from emotion_tf import __version__
-from emotion_tf.cli_base import group, model_option, show_tensorflow_log
+from emotion_tf.cli_base import existing_data_dir, group, model_option, show_tensorflow_log
 from emotion_tf.data.cli import data
 from emotion_tf.errors import ConfigError
 from emotion_tf.explain.cli import explain
@@ -317,7 +317,7 @@ def predict(
 
 
 @main.command()
-@click.argument("data_dir", type=click.Path(file_okay=False))
+@click.argument("data_dir", type=click.Path(file_okay=False), callback=existing_data_dir)
 @model_option
 @click.option("--output", type=click.Path(dir_okay=False), help="Also write metrics JSON here.")
 @click.option(

@@ -89,4 +89,31 @@ MODEL_HELP = (
 
 def model_option(func: Callable, help: str = MODEL_HELP) -> Callable:
     """`--model/-m MODEL`, the same on every command that runs a model (default: packaged)."""
-    return click.option("--model", "-m", "model", default=None, metavar="MODEL", help=help)(func)
+    return click.option(
+        "--model",
+        "-m",
+        "model",
+        default=None,
+        metavar="MODEL",
+        help=help,
+        callback=_existing_model,
+    )(func)
+
+
+def _existing_model(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A named model that does not exist fails while the command line is read, before the
+    command imports TensorFlow (seconds), with the one line `open_model` would give."""
+    if value is not None and not os.path.exists(value):
+        from emotion_tf.errors import ModelDirError
+
+        raise ModelDirError(f"model path not found: {value}")
+    return value
+
+
+def existing_data_dir(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A data folder that does not exist fails before TensorFlow is imported."""
+    if not os.path.isdir(value):
+        from emotion_tf.errors import DataError
+
+        raise DataError(f"data folder not found: {value}")
+    return value

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 import emotion_tf
@@ -92,13 +93,46 @@ def test_error_after_tensorflow_started_is_still_one_line(tmp_path: Path) -> Non
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = str(PACKAGE.parent)
     code = "from emotion_tf.cli import main; main()"
-    missing = tmp_path / "no-such-export"
+    not_a_model = tmp_path / "not-a-model"  # exists, so it is opened (TensorFlow starts)
+    not_a_model.mkdir()
     result = subprocess.run(
-        [sys.executable, "-c", code, "predict", "-m", str(missing), str(tmp_path)],
+        [sys.executable, "-c", code, "predict", "-m", str(not_a_model), str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,
         timeout=600,
     )
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"error: model path not found: {missing}"]
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and str(not_a_model) in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "-m", "{missing}", "x.jpg"],
+        ["evaluate", "{missing}"],
+        ["serve", "-m", "{missing}"],
+        ["watch", "0", "-m", "{missing}"],
+    ],
+)
+def test_a_missing_model_or_data_folder_fails_before_tensorflow_starts(
+    tmp_path: Path, args: list[str]
+) -> None:
+    code = (
+        "import sys\n"
+        "from emotion_tf.cli import main\n"
+        "try:\n    main()\n"
+        "finally:\n    print('tensorflow' in sys.modules)\n"
+    )
+    missing = str(tmp_path / "missing")
+    argv = [a.format(missing=missing) for a in args]
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    result = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: {'data folder' if args[0] == 'evaluate' else 'model path'} not found: {missing}"
+    ]
+    assert result.stdout.strip() == "False"  # TensorFlow was never imported
