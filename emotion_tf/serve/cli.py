@@ -7,7 +7,8 @@ import dataclasses
 import errno
 import functools
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,90 +31,74 @@ SERVE_MODEL_HELP = (
 )
 
 
+# The server's limits and timeouts: (option, default, type, help), each shown with its default.
+LIMIT_OPTIONS: tuple[tuple[str, Any, click.ParamType, str], ...] = (
+    ("--max-batch-size", 32, click.IntRange(1), "Most instances joined into one model call."),
+    (
+        "--batch-timeout-ms",
+        5.0,
+        click.FloatRange(0),
+        "Longest a request waits for others to share its model call.",
+    ),
+    (
+        "--max-queue",
+        256,
+        click.IntRange(1),
+        "Most instances waiting for the model; past it requests get 503.",
+    ),
+    ("--max-instances", 64, click.IntRange(1), "Most instances in one request (more: 400)."),
+    ("--max-body-mb", 16.0, click.FloatRange(0.001), "Largest request body in MiB (more: 413)."),
+    ("--max-pixels", 4096 * 4096, click.IntRange(1), "Largest image (width x height) accepted."),
+    (
+        "--poll-seconds",
+        1.0,
+        click.FloatRange(0),
+        "How often to look for new and deleted versions under MODEL_BASE (0: never); like "
+        "TF Serving's --file_system_poll_wait_seconds.",
+    ),
+    (
+        "--body-timeout",
+        30.0,
+        click.FloatRange(0.1),
+        "Seconds a request body may stall before the request gets 408.",
+    ),
+    (
+        "--max-connections",
+        1000,
+        click.IntRange(1),
+        "Most open client connections (lowered to fit the file descriptor limit); beyond it "
+        "the oldest idle connection is closed, or the new one gets 503 if none is idle.",
+    ),
+    (
+        "--header-timeout",
+        10.0,
+        click.FloatRange(0.1),
+        "Seconds a connection may take to send a request's headers before it is closed.",
+    ),
+    (
+        "--keep-alive",
+        5.0,
+        click.FloatRange(0.1),
+        "Seconds an idle kept-alive connection stays open.",
+    ),
+)
+
+
+def limit_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add every option of LIMIT_OPTIONS (in the order listed)."""
+    for flag, default, kind, help_text in reversed(LIMIT_OPTIONS):
+        func = click.option(flag, default=default, show_default=True, type=kind, help=help_text)(
+            func
+        )
+    return func
+
+
 @command("serve")
 @functools.partial(model_option, help=SERVE_MODEL_HELP)
 @click.option("--name", default="emotion", show_default=True, help="Model name in the URLs.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
-@click.option(
-    "--max-batch-size",
-    default=32,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Most instances joined into one model call.",
-)
-@click.option(
-    "--batch-timeout-ms",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Longest a request waits for others to share its model call.",
-)
-@click.option(
-    "--max-queue",
-    default=256,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Most instances waiting for the model; past it requests get 503.",
-)
-@click.option(
-    "--max-instances",
-    default=64,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Most instances in one request (more: 400).",
-)
-@click.option(
-    "--max-body-mb",
-    default=16.0,
-    show_default=True,
-    type=click.FloatRange(0.001),
-    help="Largest request body in MiB (more: 413).",
-)
-@click.option(
-    "--max-pixels",
-    default=4096 * 4096,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Largest image (width x height) accepted.",
-)
-@click.option(
-    "--poll-seconds",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="How often to look for new and deleted versions under MODEL_BASE (0: never); like "
-    "TF Serving's --file_system_poll_wait_seconds.",
-)
-@click.option(
-    "--body-timeout",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(0.1),
-    help="Seconds a request body may stall before the request gets 408.",
-)
-@click.option(
-    "--max-connections",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Most open client connections (lowered to fit the file descriptor limit); beyond it "
-    "the oldest idle connection is closed, or the new one gets 503 if none is idle.",
-)
-@click.option(
-    "--header-timeout",
-    default=10.0,
-    show_default=True,
-    type=click.FloatRange(0.1),
-    help="Seconds a connection may take to send a request's headers before it is closed.",
-)
-@click.option(
-    "--keep-alive",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(0.1),
-    help="Seconds an idle kept-alive connection stays open.",
-)
+@limit_options
 @click.option(
     "--trust-model",
     is_flag=True,
