@@ -26,8 +26,7 @@ from emotion_tf.packaged.cli import pack
 from emotion_tf.report.cli import report
 from emotion_tf.serve.cli import serve
 from emotion_tf.train.cli import train
-from emotion_tf.video.cli import SAMPLE_FPS, watch
-from emotion_tf.video.smoothing import DEFAULT_SMOOTH_S
+from emotion_tf.video.cli import video_options, watch
 from emotion_tf.video.source import DEFAULT_SAMPLE_FPS, is_video_path
 
 
@@ -185,26 +184,11 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
     help="Write copies of the images (videos: an annotated MP4 each) with boxes, labels and "
     "confidences drawn into this folder.",
 )
-@click.option(
-    "--sample-fps",
-    type=SAMPLE_FPS,
-    default=str(DEFAULT_SAMPLE_FPS),
-    show_default=True,
-    help="Videos: frames per second to analyse, or 'all' for every frame.",
-)
-@click.option(
-    "--smooth",
-    "smooth_s",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_SMOOTH_S,
-    show_default=True,
-    help="Videos: average each person's probabilities over this many seconds (0: off).",
-)
-@click.option(
-    "--report",
-    "report_dir",
-    type=click.Path(file_okay=False),
-    help="Videos: write timeline.png, summary.json and report.html into this folder.",
+@video_options(
+    str(DEFAULT_SAMPLE_FPS),
+    "Videos: frames per second to analyse, or 'all' for every frame.",
+    "Videos: write timeline.png, summary.json and report.html into this folder.",
+    prefix="Videos: ",
 )
 @click.option(
     "--trust-model",

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -16,6 +16,7 @@ import click
 from emotion_tf.cli_base import command, model_option
 from emotion_tf.errors import ConfigError, VideoError
 from emotion_tf.faces.cli import detector_option
+from emotion_tf.video.smoothing import DEFAULT_SMOOTH_S
 
 
 class SampleFps(click.ParamType):
@@ -36,6 +37,37 @@ class SampleFps(click.ParamType):
 
 
 SAMPLE_FPS = SampleFps()
+
+
+def video_options(
+    sample_fps: str, sample_fps_help: str, report_help: str, prefix: str = ""
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--sample-fps`, `--smooth` and `--report` (parameters `sample_fps`, `smooth_s`,
+    `report_dir`), as `watch` and `predict` (whose help says "Videos: ") take them."""
+
+    smooth_help = "average each person's probabilities over this many seconds (0: off)."
+
+    def add(func: Callable[..., Any]) -> Callable[..., Any]:
+        func = click.option(
+            "--report", "report_dir", type=click.Path(file_okay=False), help=report_help
+        )(func)
+        func = click.option(
+            "--smooth",
+            "smooth_s",
+            type=click.FloatRange(min=0),
+            default=DEFAULT_SMOOTH_S,
+            show_default=True,
+            help=f"{prefix}{smooth_help}" if prefix else smooth_help.capitalize(),
+        )(func)
+        return click.option(
+            "--sample-fps",
+            type=SAMPLE_FPS,
+            default=sample_fps,
+            show_default=True,
+            help=sample_fps_help,
+        )(func)
+
+    return add
 
 
 def _outputs_for(
@@ -182,27 +214,11 @@ def _show_window() -> Any:
     type=click.Path(dir_okay=False),
     help="Write the rows to this file (default: stdout).",
 )
-@click.option(
-    "--sample-fps",
-    type=SAMPLE_FPS,
-    default="all",
-    show_default=True,
-    help="Frames per second to analyse, or 'all'; when processing falls behind, frames are "
-    "dropped (counted) either way.",
-)
-@click.option(
-    "--smooth",
-    "smooth_s",
-    type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    help="Average each person's probabilities over this many seconds (0: off).",
-)
-@click.option(
-    "--report",
-    "report_dir",
-    type=click.Path(file_okay=False),
-    help="At the end, write timeline.png, summary.json and report.html into this folder.",
+@video_options(
+    "all",
+    "Frames per second to analyse, or 'all'; when processing falls behind, frames are dropped "
+    "(counted) either way.",
+    "At the end, write timeline.png, summary.json and report.html into this folder.",
 )
 @click.option(
     "--annotate",
