@@ -1,9 +1,10 @@
 """Frame by frame: find and track the faces, classify each one, smooth per person.
 
 `analyze_video(model, "clip.mp4")` is the Python API: iterate it for one `FrameResult` per
-processed frame as soon as it is ready; afterwards `.summary` holds the per-video and
-per-person summary. `FrameAnalyzer` does the work for one frame and is shared by `predict` on
-files and `watch` on live sources, so both give the same rows for the same frames.
+processed frame, in frame order (a file's frames come a batch of 16 at a time); afterwards
+`.summary` holds the per-video and per-person summary. `FrameAnalyzer` locates, classifies and
+smooths; it is shared by `predict` on files and `watch` on live sources, so both give the
+same rows for the same frames (up to float rounding: a file's faces are batched).
 """
 
 from __future__ import annotations
