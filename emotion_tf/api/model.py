@@ -69,6 +69,20 @@ class EmotionModel:
         )
         return results if is_many(inputs) else _single(results)
 
+    def analyze_video(
+        self,
+        path: str | Path,
+        sample_fps: float | None = 10.0,
+        smooth_s: float = 1.0,
+        detector: Detector | str | None = None,
+    ) -> Any:
+        """A video file frame by frame: iterate for one `FrameResult` per analysed frame (its
+        people with ids, boxes, smoothed labels and probabilities); afterwards `.summary` holds
+        the per-person summary. `sample_fps=None` analyses every frame. See docs/video.md."""
+        from emotion_tf.video.analyze import VideoAnalysis
+
+        return VideoAnalysis(self.predictor, path, sample_fps, smooth_s, detector)
+
     def predict_photo(
         self,
         inputs: ImageInput,
