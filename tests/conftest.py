@@ -13,14 +13,44 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REQUIRE_SHARED_ENV = "EMOTION_TF_REQUIRE_SHARED_DATA"
 
 
+# The longest modules (serial seconds on 2 cores, longest first). pyproject runs the suite with
+# `--dist loadfile` in this order, so that no long module starts last and runs alone at the end.
+LONGEST_MODULES = (
+    "test_real_data",
+    "test_benchmarks_smoke",
+    "test_finetune",
+    "test_faults",
+    "test_tfrecord",
+    "test_export_contract",
+    "test_training_guards",
+    "test_multi_worker",
+    "test_bad_input",
+    "test_fer_recipe",
+    "test_report",
+    "test_explain",
+    "test_averaging",
+    "test_video_end_to_end",
+    "test_serve_hardening",
+    "test_end_to_end",
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Split the CPU into two logical devices before any TF op, for real 2-replica tests."""
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        return  # the pytest-xdist controller runs no test: only its workers need TensorFlow
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest modules first (see LONGEST_MODULES); other tests keep their order."""
+    rank = {name: index for index, name in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
 
 
 @pytest.fixture(autouse=True)

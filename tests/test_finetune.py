@@ -86,9 +86,9 @@ def test_photos_are_cropped_once_counted_and_cached(photo_dir: Path, tmp_path: P
 
 
 @pytest.fixture(scope="module")
-def base_run(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path):
-    run_dir = tmp_path_factory.mktemp("base") / "run"
-    return train(load_config(None, tiny_overrides(run_dir, tiny_data_dir)), export=False)
+def base_run(tiny_run):
+    """The session's tiny run (read only here): init_from reads its best.keras."""
+    return tiny_run
 
 
 def conv_and_fc(model: keras.Model) -> tuple[list[np.ndarray], list[np.ndarray]]:
