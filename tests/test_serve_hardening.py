@@ -94,7 +94,10 @@ def raw_http(url: str, request: bytes, read: bool = True) -> bytes:
             sock.sendall(request)
             if not read:
                 return b""
-            sock.shutdown(socket.SHUT_WR)
+            # A server that answers without reading the request (503 at the connection cap)
+            # may have reset the connection already; its answer is still in our buffer.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
             while chunk := sock.recv(65536):
                 chunks.append(chunk)
         except ConnectionError:  # the server may close before reading everything we sent
