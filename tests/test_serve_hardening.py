@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import random
+import select
 import shutil
 import socket
 import subprocess
@@ -490,3 +491,44 @@ def test_reachable_with_300_idle_sockets_under_256_descriptors(export_base: Path
             _, stderr = server.communicate()
             pytest.fail(f"server did not stop on SIGTERM: {stderr[-2000:]}")
     assert "at most" in stderr and "file descriptor limit 256" in stderr
+
+
+def test_at_the_cap_an_idle_connection_is_evicted_only_for_a_waiting_one() -> None:
+    """asyncio calls accept until it would block; that last call, with nobody waiting, must
+    not close an idle connection (under load, connections arriving one per loop turn lost
+    their oldest neighbour this way)."""
+
+    class IdleProtocol:
+        def __init__(self) -> None:
+            self.closed = False
+            self.transport = self
+
+        def idle(self) -> bool:
+            return True
+
+        def close(self) -> None:
+            self.closed = True
+
+    guard = ConnectionGuard(ConnectionLimits(max_connections=1))
+    listener = bind_listener("127.0.0.1", 0, guard)
+    listener.listen(8)
+    listener.setblocking(False)
+    idle = IdleProtocol()
+    guard.live[idle] = 0.0
+    guard.changed(+1)
+    try:
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody is waiting
+        assert not idle.closed and idle in guard.live
+        client = socket.create_connection(listener.getsockname()[:2], timeout=10)
+        try:
+            deadline = time.monotonic() + 10  # a hang guard: the connection is queued at once
+            while not select.select([listener], [], [], 0.05)[0]:
+                assert time.monotonic() < deadline
+            with pytest.raises(BlockingIOError):  # makes room, then asyncio accepts next turn
+                listener.accept()
+            assert idle.closed and idle not in guard.live
+        finally:
+            client.close()
+    finally:
+        listener.close()

@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import os
 import resource
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -115,6 +116,10 @@ class GuardedListener(socket.socket):
 
     def accept(self) -> tuple[socket.socket, Any]:
         if self.guard.open >= self.guard.limits.max_connections:
+            # asyncio calls accept until it would block: at the cap, make room only for a
+            # connection that is really waiting, never on that last call with nobody there.
+            if not select.select([self], [], [], 0)[0]:
+                raise BlockingIOError
             if self.guard.evict_oldest_idle():
                 raise BlockingIOError  # the evicted socket closes first; then we come back
             conn, _ = super().accept()
