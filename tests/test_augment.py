@@ -150,3 +150,24 @@ def test_erase_probability_leaves_some_images_whole(batch: np.ndarray) -> None:
     out = build_augmenter(only(erase=0.5))(batch, seed(9)).numpy()
     whole = [np.array_equal(a, b) for a, b in zip(out, batch)]
     assert 0 < sum(whole) < len(whole)
+
+
+def test_training_batches_build_under_a_global_seed_of_zero(tiny_data_dir) -> None:
+    """A program that called tf.random.set_seed(0) can still train (TensorFlow compared a
+    symbolic shuffle seed to 0 in Python and failed with a global seed of 0)."""
+    import tensorflow as tf
+
+    from emotion_tf.config import load_config
+    from emotion_tf.data.files import list_split
+    from emotion_tf.data.pipeline import training_epochs
+    from tests.conftest import tiny_overrides
+
+    config = load_config(None, tiny_overrides(tiny_data_dir / "run", tiny_data_dir))
+    files = list_split(tiny_data_dir / "train", ["happy", "sad"])
+    tf.random.set_seed(0)
+    try:
+        dataset, steps = training_epochs(files, config)
+        images, labels = next(iter(dataset))
+    finally:
+        tf.random.set_seed(None)
+    assert steps > 0 and images.shape[0] == labels.shape[0] == config.data.batch_size

@@ -7,6 +7,7 @@ the data an uninterrupted run would have seen in epochs k+1, k+2, ...
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Union
@@ -106,8 +107,8 @@ def decoded_images(paths: list[str], size: int, channels: int) -> tf.data.Datase
     return decoded_examples(files, size, channels).map(lambda image, _: image)
 
 
-def _epoch_seed(seed: int, epoch: tf.Tensor | int) -> tf.Tensor:
-    return tf.cast(seed, tf.int64) * _EPOCH_SEED_STRIDE + tf.cast(epoch, tf.int64)
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(seed) * _EPOCH_SEED_STRIDE + int(epoch)
 
 
 class _Augment:
@@ -159,7 +160,7 @@ def _training_epoch(
     count: int,
     drop_remainder: bool,
     augment: _Augment,
-    epoch: tf.Tensor | int,
+    epoch: int,
 ) -> tf.data.Dataset:
     """One epoch of augmented training batches, shuffled by (seed, epoch)."""
     dataset = examples.shuffle(
@@ -234,12 +235,16 @@ def training_epochs(
     steps = count // batch if drop_remainder else -(-count // batch)
     examples = _cached_examples(files, config, training=True)
     augment = _Augment(config)
-    epochs = tf.data.Dataset.range(first_epoch, config.train.epochs)
-    dataset = epochs.flat_map(
-        lambda epoch: _training_epoch(
-            examples, config, num_classes, count, drop_remainder, augment, epoch
-        )
-    )
+    # One dataset per epoch with the epoch as a Python number, concatenated: with a symbolic
+    # epoch (Dataset.range + flat_map), TensorFlow compares the shuffle seed to 0 in Python
+    # and fails whenever the program's global seed is 0 (tf.random.set_seed(0)).
+    epochs = [
+        _training_epoch(examples, config, num_classes, count, drop_remainder, augment, epoch)
+        for epoch in range(first_epoch, max(first_epoch + 1, config.train.epochs))
+    ]
+    if first_epoch >= config.train.epochs:
+        epochs = [epochs[0].take(0)]
+    dataset = functools.reduce(tf.data.Dataset.concatenate, epochs)
     # repeat(): should a file break mid-run, later epochs borrow a batch rather than run dry.
     return dataset.repeat().prefetch(AUTOTUNE), steps
 
