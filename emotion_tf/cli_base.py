@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from emotion_tf.errors import EmotionTFError
+from emotion_tf.errors import DataError, EmotionTFError, ModelDirError
 
 # Before anything imports TensorFlow: keep its C++ start-up chatter (CUDA library registration,
 # CPU feature notes) out of the output, so that an error stays one line; `emotion-tf -v` shows it.
@@ -104,8 +104,6 @@ def _existing_model(ctx: click.Context, param: click.Parameter, value: str | Non
     """A named model that does not exist fails while the command line is read, before the
     command imports TensorFlow (seconds), with the one line `open_model` would give."""
     if value is not None and not os.path.exists(value):
-        from emotion_tf.errors import ModelDirError
-
         raise ModelDirError(f"model path not found: {value}")
     return value
 
@@ -113,7 +111,5 @@ def _existing_model(ctx: click.Context, param: click.Parameter, value: str | Non
 def existing_data_dir(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A data folder that does not exist fails before TensorFlow is imported."""
     if not os.path.isdir(value):
-        from emotion_tf.errors import DataError
-
         raise DataError(f"data folder not found: {value}")
     return value

@@ -15,6 +15,8 @@ from emotion_tf.faces.crop import DEFAULT_MARGIN
 from emotion_tf.faces.locate import Detector, FaceMode, Fallback, check_mode
 from emotion_tf.predict import DEFAULT_MAX_PIXELS, NO_FACE, face_inputs
 from emotion_tf.predictors import Predictor
+from emotion_tf.video.smoothing import DEFAULT_SMOOTH_S
+from emotion_tf.video.source import DEFAULT_SAMPLE_FPS
 
 
 def load(model: str | Path | None = None) -> EmotionModel:
@@ -72,8 +74,8 @@ class EmotionModel:
     def analyze_video(
         self,
         path: str | Path,
-        sample_fps: float | None = 10.0,
-        smooth_s: float = 1.0,
+        sample_fps: float | None = DEFAULT_SAMPLE_FPS,
+        smooth_s: float = DEFAULT_SMOOTH_S,
         detector: Detector | str | None = None,
     ) -> Any:
         """A video file frame by frame: iterate for one `FrameResult` per analysed frame (its

@@ -7,7 +7,6 @@ the data an uninterrupted run would have seen in epochs k+1, k+2, ...
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from typing import Union
@@ -235,16 +234,16 @@ def training_epochs(
     steps = count // batch if drop_remainder else -(-count // batch)
     examples = _cached_examples(files, config, training=True)
     augment = _Augment(config)
+
     # One dataset per epoch with the epoch as a Python number, concatenated: with a symbolic
     # epoch (Dataset.range + flat_map), TensorFlow compares the shuffle seed to 0 in Python
     # and fails whenever the program's global seed is 0 (tf.random.set_seed(0)).
-    epochs = [
-        _training_epoch(examples, config, num_classes, count, drop_remainder, augment, epoch)
-        for epoch in range(first_epoch, max(first_epoch + 1, config.train.epochs))
-    ]
-    if first_epoch >= config.train.epochs:
-        epochs = [epochs[0].take(0)]
-    dataset = functools.reduce(tf.data.Dataset.concatenate, epochs)
+    def epoch_batches(epoch: int) -> tf.data.Dataset:
+        return _training_epoch(examples, config, num_classes, count, drop_remainder, augment, epoch)
+
+    dataset = epoch_batches(first_epoch).take(0)  # empty when no epoch is left
+    for epoch in range(first_epoch, config.train.epochs):
+        dataset = dataset.concatenate(epoch_batches(epoch))
     # repeat(): should a file break mid-run, later epochs borrow a batch rather than run dry.
     return dataset.repeat().prefetch(AUTOTUNE), steps
 

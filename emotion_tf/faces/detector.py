@@ -172,24 +172,13 @@ class HaarFaceDetector:
         if self._classifier.empty():
             raise ConfigError(f"OpenCV could not load the cascade {_cascade_path(cascade)}")
 
-    def detect(
-        self, image: np.ndarray, face_sizes: tuple[int, int] | None = None
-    ) -> list[FaceBox]:
+    def detect(self, image: np.ndarray, face_sizes: tuple[int, int] | None = None) -> list[FaceBox]:
         """Faces in a uint8 gray or RGB image, largest first. `face_sizes` (smallest, largest
         side in pixels of `image`) limits the scan to faces of about a known size, which costs
         about half as much (a tracker looking for a face it saw on the last frame)."""
         import cv2
 
-        gray = to_gray(np.asarray(image, dtype=np.uint8))
-        height, width = gray.shape
-        scale = 1.0
-        if max(height, width) > self.max_side:
-            scale = self.max_side / max(height, width)
-            gray = cv2.resize(
-                gray,
-                (max(1, round(width * scale)), max(1, round(height * scale))),
-                interpolation=cv2.INTER_AREA,
-            )
+        gray, scale = downscaled(to_gray(np.asarray(image, dtype=np.uint8)), self.max_side)
         if self.equalize:
             gray = cv2.equalizeHist(gray)
         if min(gray.shape) < self.min_size:
