@@ -16,18 +16,22 @@ from typing import Any
 
 import click
 
+from emotion_tf import tf_startup
 from emotion_tf.errors import DataError, EmotionTFError, ModelDirError
 
 # Before anything imports TensorFlow: keep its C++ start-up chatter (CUDA library registration,
 # CPU feature notes) out of the output, so that an error stays one line; `emotion-tf -v` shows it.
 TF_LOG_LEVEL_SET_BY_USER = "TF_CPP_MIN_LOG_LEVEL" in os.environ
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if not TF_LOG_LEVEL_SET_BY_USER:
+    tf_startup.quiet_tensorflow_import()
 
 
 def show_tensorflow_log() -> None:
     """Let TensorFlow's own C++ log through (for -v), unless the user chose a level."""
     if not TF_LOG_LEVEL_SET_BY_USER:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        tf_startup.uninstall()
 
 
 EXIT_USAGE = 2  # like click's usage errors: the input, not the program, is at fault

@@ -136,3 +136,22 @@ def test_a_missing_model_or_data_folder_fails_before_tensorflow_starts(
         f"error: {'data folder' if args[0] == 'evaluate' else 'model path'} not found: {missing}"
     ]
     assert result.stdout.strip() == "False"  # TensorFlow was never imported
+
+
+def test_start_up_noise_on_descriptor_2_is_dropped_and_the_rest_kept() -> None:
+    """absl's pre-initialisation lines (written by C++ straight to fd 2) are filtered out."""
+    code = (
+        "import os\n"
+        "from emotion_tf.tf_startup import filtered_stderr_descriptor\n"
+        "with filtered_stderr_descriptor():\n"
+        "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called "
+        "are written to STDERR\\n')\n"
+        "    os.write(2, b'I0000 00:00:1796123961.723142    6122 port.cc:153] oneDNN on\\n')\n"
+        "    os.write(2, b'a real problem\\n')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE.parent))
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["a real problem"]
