@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import io
 import logging
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from emotion_tf.data.animation import first_frame, frames
 from emotion_tf.data.orientation import read_orientation, upright_png
@@ -232,16 +234,30 @@ def read_checked_image(path: str, max_pixels: int) -> tuple[bytes | None, ImageI
     """Like `read_image_bytes`, and also decode the bytes once with the training decoder."""
     import tensorflow as tf
 
-    from emotion_tf.preprocess import decode_error_reason, decode_image
+    from emotion_tf.preprocess import decode_error_reason
 
     data, info = read_image_bytes(path, max_pixels)
     if data is None:
         return None, info
     try:
-        decode_image(tf.constant(data), channels=3)
+        _training_decoder()(tf.constant(data))
     except (tf.errors.OpError, ValueError) as err:
         return None, ImageInfo(f"cannot be decoded ({decode_error_reason(err)})")
     return data, info
+
+
+@functools.cache
+def _training_decoder() -> Any:
+    """The training decoder as one graph: a scan of thousands of files calls it once each,
+    and its eager ops one by one cost about three times as much."""
+    import tensorflow as tf
+
+    from emotion_tf.preprocess import decode_image
+
+    return tf.function(
+        lambda data: decode_image(data, channels=3),
+        input_signature=[tf.TensorSpec([], tf.string)],
+    )
 
 
 def inspect_image(path: str, max_pixels: int) -> ImageInfo:
