@@ -172,10 +172,16 @@ class HaarFaceDetector:
         if self._classifier.empty():
             raise ConfigError(f"OpenCV could not load the cascade {_cascade_path(cascade)}")
 
-    def detect(self, image: np.ndarray, face_sizes: tuple[int, int] | None = None) -> list[FaceBox]:
+    def detect(
+        self,
+        image: np.ndarray,
+        face_sizes: tuple[int, int] | None = None,
+        scale_factor: float | None = None,
+    ) -> list[FaceBox]:
         """Faces in a uint8 gray or RGB image, largest first. `face_sizes` (smallest, largest
         side in pixels of `image`) limits the scan to faces of about a known size, which costs
-        about half as much (a tracker looking for a face it saw on the last frame)."""
+        about half as much (a tracker looking for a face it saw on the last frame);
+        `scale_factor` replaces the detector's own step between scanned sizes for this call."""
         import cv2
 
         gray, scale = downscaled(to_gray(np.asarray(image, dtype=np.uint8)), self.max_side)
@@ -186,9 +192,10 @@ class HaarFaceDetector:
         sizes = (self.min_size, 0)  # 0: no upper bound
         if face_sizes is not None:
             sizes = (max(self.min_size, round(face_sizes[0] * scale)), round(face_sizes[1] * scale))
-        boxes = self._scan(gray, sizes)
+        step = scale_factor or self.scale_factor
+        boxes = self._scan(gray, sizes, step)
         if not boxes and self.border_retry > 0:
-            boxes = self._scan_padded(gray, sizes)
+            boxes = self._scan_padded(gray, sizes, step)
         boxes = [
             FaceBox(
                 round(b.x / scale),
@@ -202,10 +209,10 @@ class HaarFaceDetector:
         boxes = [b for b in boxes if b.w > 0 and b.h > 0]
         return sorted(boxes, key=lambda b: (-b.area, b.y, b.x))
 
-    def _scan(self, gray: np.ndarray, sizes: tuple[int, int]) -> list[FaceBox]:
+    def _scan(self, gray: np.ndarray, sizes: tuple[int, int], step: float) -> list[FaceBox]:
         rects, neighbours = self._classifier.detectMultiScale2(
             gray,
-            scaleFactor=self.scale_factor,
+            scaleFactor=step,
             minNeighbors=self.min_neighbors,
             minSize=(sizes[0], sizes[0]),
             maxSize=(sizes[1], sizes[1]),
@@ -217,7 +224,7 @@ class HaarFaceDetector:
             )
         ]
 
-    def _scan_padded(self, gray: np.ndarray, sizes: tuple[int, int]) -> list[FaceBox]:
+    def _scan_padded(self, gray: np.ndarray, sizes: tuple[int, int], step: float) -> list[FaceBox]:
         """Scan again with the border replicated outwards: the cascade's window must fit around
         a face, so a face that fills the frame (a close-up, a crop) is only found this way.
         Boxes are clipped to the image; those centred outside it are dropped."""
@@ -227,7 +234,7 @@ class HaarFaceDetector:
         pad = max(1, round(self.border_retry * max(height, width)))
         padded = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         boxes = []
-        for box in self._scan(padded, sizes):
+        for box in self._scan(padded, sizes, step):
             cx, cy = box.x + box.w / 2 - pad, box.y + box.h / 2 - pad
             if not (0 <= cx < width and 0 <= cy < height):
                 continue
