@@ -171,8 +171,9 @@ def classifier_b1(model: Any, keras_model: Any, args: Any, report: Report) -> No
         report.add(Figure(f"video.classifier_b1.{name}_ms", ms, "ms", note=note))
 
 
-def fer_side_by_side(path: Path, fer_path: str, report: Report, frames: int) -> float | None:
-    """fer's Video.analyze on `path` in a subprocess with `fer_path` on sys.path."""
+def measure_fer(path: Path, fer_path: str, report: Report) -> dict[str, Any] | None:
+    """fer's Video.analyze on `path` in a subprocess with `fer_path` on sys.path: its wall
+    and CPU seconds and rows, or None (logged) when it cannot run."""
     code = f"""
 import sys, time, resource, json
 sys.path.insert(0, {fer_path!r})
@@ -207,18 +208,48 @@ print("FERRESULT", json.dumps({{"wall": wall, "cpu": cpu, "rows": len(result)}})
         return None
     import json
 
-    measured = json.loads(line.split(" ", 1)[1])
-    fps = frames / measured["wall"]
-    cpu_ms = 1000 * measured["cpu"] / frames
+    return json.loads(line.split(" ", 1)[1])
+
+
+def side_by_side(
+    model: Any, path: Path, fer_path: str, report: Report, frames: int, rounds: int
+) -> None:
+    """emotion-tf and fer on the same one-face file, alternating for `rounds` rounds; the
+    ratio of the median rates (one run each is at the mercy of a busy second)."""
+    ours: list[float] = []
+    theirs: list[dict[str, Any]] = []
+    for index in range(rounds):
+        for who in ("ours", "fer") if index % 2 == 0 else ("fer", "ours"):
+            if who == "ours":
+                ours.append(frames / run_analysis(model, path, rescan_s=0.5)[1].wall)
+                continue
+            measured = measure_fer(path, fer_path, report)
+            if measured is None:
+                return
+            theirs.append(measured)
+    fer_fps = median(frames / m["wall"] for m in theirs)
+    cpu_ms = median(1000 * m["cpu"] / frames for m in theirs)
+    rates = ", ".join(f"{frames / m['wall']:.0f}" for m in theirs)
     report.add(
         Figure(
             "video.fer_package.one_face.fps",
-            fps,
+            fer_fps,
             "frames/s",
-            note=f"{cpu_ms:.1f} CPU ms/frame, {measured['rows']} rows",
+            note=f"median of {rounds}: {rates}; {cpu_ms:.1f} CPU ms/frame; "
+            f"{theirs[0]['rows']} rows",
         )
     )
-    return fps
+    ours_fps = median(ours)
+    report.add(
+        Figure(
+            "video.one_face.end_to_end_beside_fer.fps",
+            ours_fps,
+            "frames/s",
+            note=f"median of {rounds}: " + ", ".join(f"{fps:.0f}" for fps in ours),
+        )
+    )
+    ratio = ours_fps / fer_fps
+    report.add(Figure("video.one_face.vs_fer_package", ratio, "x", ">=", TARGET_VS_FER))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         "--fer-path",
         help="folder with the fer package (pip install --no-deps --target DIR fer pandas tqdm "
         "python-dateutil pytz tzdata) for the side-by-side figure",
+    )
+    parser.add_argument(
+        "--fer-rounds", type=int, default=3, help="alternating runs of emotion-tf and fer"
     )
     args = parser.parse_args(argv)
     if args.smoke:
@@ -250,28 +284,20 @@ def main(argv: list[str] | None = None) -> int:
             "fps": args.fps,
             "codec": "mp4v",
         }
-        one_fps = None
         for name, path in videos.items():
             frames, decode = decode_only(path)
             add_rate(report, f"{name}.decode_only", frames, decode)
             add_rate(report, f"{name}.decode_detect_track", frames, decode_and_track(path))
             faces, tracked = run_analysis(model, path, rescan_s=0.5)
             target = {"op": ">=", "threshold": TARGET_FPS} if name == "one_face" else {}
-            fps = add_rate(report, f"{name}.end_to_end", frames, tracked, **target)
+            add_rate(report, f"{name}.end_to_end", frames, tracked, **target)
             report.details[f"{name}.faces_per_frame"] = faces / frames
-            one_fps = fps if name == "one_face" else one_fps
             _, every = run_analysis(model, path, rescan_s=0.0)
             add_rate(report, f"{name}.end_to_end_detect_every_frame", frames, every)
         classifier_b1(model, keras_model, args, report)
         if args.fer_path:
             frames = round(args.seconds * args.fps)
-            fer_fps = fer_side_by_side(videos["one_face"], args.fer_path, report, frames)
-            if fer_fps and one_fps:
-                report.add(
-                    Figure(
-                        "video.one_face.vs_fer_package", one_fps / fer_fps, "x", ">=", TARGET_VS_FER
-                    )
-                )
+            side_by_side(model, videos["one_face"], args.fer_path, report, frames, args.fer_rounds)
         else:
             log("fer side by side skipped: no --fer-path (see benchmarks/README.md)")
     report.finish()

@@ -6,6 +6,9 @@ names, input size, training metrics, config hash, versions) and
 Signatures:
 - `serving_default`: `image_bytes` (tf.string [N], encoded jpg/png/bmp/gif) -> outputs below.
 - `serving_images`: `images` (uint8 [N, H, W, C], any H and W) -> outputs below.
+- `serving_images_one_view` (only in exports made with test-time flip): like `serving_images`
+  but one forward pass, without the mirror-image average; the video path mirrors alternate
+  frames itself, so smoothing over time averages the two views at half the cost.
 Outputs: `probabilities` [N, classes], `label` [N] (class name), `confidence` [N],
 `class_index` [N].
 """
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 METADATA_FILE = "emotion_tf.json"
 BYTES_SIGNATURE = "serving_default"
 IMAGES_SIGNATURE = "serving_images"
+ONE_VIEW_SIGNATURE = "serving_images_one_view"
 BYTES_INPUT = "image_bytes"
 IMAGES_INPUT = "images"
 OUTPUT_NAMES = ("probabilities", "label", "confidence", "class_index")
@@ -60,10 +64,10 @@ def _serving_module(
     module.weights = [w.value for w in model.weights]
     names = tf.constant(class_names)
 
-    def outputs(images: tf.Tensor) -> dict[str, tf.Tensor]:
+    def outputs(images: tf.Tensor, flip: bool = test_time_flip) -> dict[str, tf.Tensor]:
         images = tf.cast(images, tf.float32)
         probabilities = tf.cast(model(images, training=False), tf.float32)
-        if test_time_flip:  # average with the mirror image, as the run's evaluation did
+        if flip:  # average with the mirror image, as the run's evaluation did
             mirrored = tf.cast(model(tf.reverse(images, axis=[2]), training=False), tf.float32)
             probabilities = (probabilities + mirrored) / 2.0
         if temperature != 1.0:  # calibrated confidences (the packaged model's temperature)
@@ -92,9 +96,25 @@ def _serving_module(
     def serve_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
         return outputs(resize_uint8(images, size))
 
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8, name="images")]
+    )
+    def serve_one_view(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return outputs(resize_uint8(images, size), flip=False)
+
     module.serve_bytes = serve_bytes
     module.serve_images = serve_images
+    if test_time_flip:
+        module.serve_one_view = serve_one_view
     return module
+
+
+def module_signatures(module: tf.Module) -> dict[str, Any]:
+    """The serving signatures of a module made by `_serving_module`, by name."""
+    signatures = {BYTES_SIGNATURE: module.serve_bytes, IMAGES_SIGNATURE: module.serve_images}
+    if hasattr(module, "serve_one_view"):
+        signatures[ONE_VIEW_SIGNATURE] = module.serve_one_view
+    return signatures
 
 
 def next_version(export_dir: Path) -> int:
@@ -149,12 +169,13 @@ def export_model(
     )
     # TF Serving only loads folders named by integers, so the temp folder is never served.
     with temp_dir_beside(export_dir / str(version)) as tmp:
-        tf.saved_model.save(
-            module,
-            str(tmp),
-            signatures={BYTES_SIGNATURE: module.serve_bytes, IMAGES_SIGNATURE: module.serve_images},
+        signatures = module_signatures(module)
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        warmup_count = (
+            write_warmup_requests(tmp, int(height), int(channels), list(signatures))
+            if warmup
+            else 0
         )
-        warmup_count = write_warmup_requests(tmp, int(height), int(channels)) if warmup else 0
         info = {
             "class_names": list(class_names),
             "input_size": int(height),
@@ -162,7 +183,10 @@ def export_model(
             "package_version": __version__,
             "tensorflow_version": tf.__version__,
             "keras_version": keras.__version__,
-            "signatures": {BYTES_SIGNATURE: BYTES_INPUT, IMAGES_SIGNATURE: IMAGES_INPUT},
+            "signatures": {
+                name: BYTES_INPUT if name == BYTES_SIGNATURE else IMAGES_INPUT
+                for name in signatures
+            },
             "outputs": list(OUTPUT_NAMES),
             "weights_bytes": weights_nbytes(model),
             "warmup_requests": warmup_count,
@@ -214,9 +238,14 @@ def warmup_image(size: int, channels: int) -> np.ndarray:
 
 
 def write_warmup_requests(
-    version_dir: Path, size: int, channels: int, model_name: str = DEFAULT_MODEL_NAME
+    version_dir: Path,
+    size: int,
+    channels: int,
+    signatures: list[str] | None = None,
+    model_name: str = DEFAULT_MODEL_NAME,
 ) -> int:
-    """Write `assets.extra/tf_serving_warmup_requests`: one PredictionLog per signature.
+    """Write `assets.extra/tf_serving_warmup_requests`: one PredictionLog per signature
+    (`signatures`: their names; default the two every export has).
 
     Returns the number of records, or 0 (with a warning) if `tensorflow-serving-api` is not
     installed: the export still works, TF Serving then just answers its first request slower.
@@ -231,9 +260,12 @@ def write_warmup_requests(
         return 0
     image = warmup_image(size, channels)
     png = tf.io.encode_png(image).numpy()
+    pixels = (IMAGES_INPUT, tf.make_tensor_proto(image[None], dtype=tf.uint8))
     requests = {
-        BYTES_SIGNATURE: (BYTES_INPUT, tf.make_tensor_proto([png], dtype=tf.string)),
-        IMAGES_SIGNATURE: (IMAGES_INPUT, tf.make_tensor_proto(image[None], dtype=tf.uint8)),
+        name: (BYTES_INPUT, tf.make_tensor_proto([png], dtype=tf.string))
+        if name == BYTES_SIGNATURE
+        else pixels
+        for name in signatures or [BYTES_SIGNATURE, IMAGES_SIGNATURE]
     }
     folder = Path(version_dir) / WARMUP_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -319,6 +351,8 @@ class LoadedExport:
             raise ModelDirError(f"export lacks {BYTES_SIGNATURE}/{IMAGES_SIGNATURE}: {self.path}")
         self._bytes_fn = signatures[BYTES_SIGNATURE]
         self._images_fn = signatures[IMAGES_SIGNATURE]
+        self._one_view_fn = signatures.get(ONE_VIEW_SIGNATURE)
+        self.test_time_flip = bool(self.metadata.get("test_time_flip", False))
 
     def _checked(self, result: dict[str, Any], count: int) -> dict[str, Any]:
         """numpy outputs, refused if they break the contract (rows, classes, outputs)."""
@@ -344,6 +378,19 @@ class LoadedExport:
     def predict_images(self, images: Any) -> dict[str, Any]:
         tensor = tf.convert_to_tensor(images, tf.uint8)
         return self._checked(self._images_fn(images=tensor), int(tensor.shape[0]))
+
+    @property
+    def has_one_view(self) -> bool:
+        """Whether `predict_one_view` skips a mirror pass (an export with test-time flip
+        made by a version that writes `serving_images_one_view`)."""
+        return self._one_view_fn is not None
+
+    def predict_one_view(self, images: Any) -> dict[str, Any]:
+        """Like `predict_images` with one forward pass: no mirror-image average."""
+        if self._one_view_fn is None:
+            return self.predict_images(images)
+        tensor = tf.convert_to_tensor(images, tf.uint8)
+        return self._checked(self._one_view_fn(images=tensor), int(tensor.shape[0]))
 
 
 def _first_line(err: Exception) -> str:

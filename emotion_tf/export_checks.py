@@ -57,6 +57,8 @@ SIGNATURE_INPUTS = {
     "serving_default": ("image_bytes", "DT_STRING"),
     "serving_images": ("images", "DT_UINT8"),
 }
+# Checked like the others where an export has it (exports made with test-time flip).
+OPTIONAL_SIGNATURE_INPUTS = {"serving_images_one_view": ("images", "DT_UINT8")}
 OUTPUTS = ("probabilities", "label", "confidence", "class_index")
 
 
@@ -154,7 +156,12 @@ def check_contract(meta_graph: Any, metadata: dict[str, Any], version_dir: Path)
             raise ModelDirError(f"{where}: metadata {key!r} is invalid: {metadata[key]!r}")
     from tensorflow.core.framework import types_pb2
 
-    for signature_name, (input_name, dtype) in SIGNATURE_INPUTS.items():
+    present = {
+        name: spec
+        for name, spec in OPTIONAL_SIGNATURE_INPUTS.items()
+        if name in meta_graph.signature_def
+    }
+    for signature_name, (input_name, dtype) in {**SIGNATURE_INPUTS, **present}.items():
         signature = meta_graph.signature_def.get(signature_name)
         if signature is None:
             raise ModelDirError(f"{where}: no signature {signature_name!r}")

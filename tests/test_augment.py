@@ -14,8 +14,14 @@ from emotion_tf.data.augment import build_augmenter
 from emotion_tf.data.files import load_splits
 from emotion_tf.data.pipeline import build_dataset, training_epochs
 
-NOTHING = {"flip": False, "rotation": 0.0, "zoom": 0.0, "translation": 0.0,
-           "brightness": 0.0, "contrast": 0.0}
+NOTHING = {
+    "flip": False,
+    "rotation": 0.0,
+    "zoom": 0.0,
+    "translation": 0.0,
+    "brightness": 0.0,
+    "contrast": 0.0,
+}
 
 
 def only(**settings: float | bool) -> AugmentConfig:
@@ -109,13 +115,20 @@ def test_contrast_keeps_the_mean_and_brightness_shifts_it() -> None:
 
 def test_a_resumed_epoch_is_augmented_as_in_the_full_run(noise_data: Path) -> None:
     files = load_splits(noise_data)["train"]
-    config = load_config(None, ["model.input_size=24", "data.batch_size=4", "train.epochs=3",
-                                "data.augment.brightness=0.3"])
+    config = load_config(
+        None,
+        [
+            "model.input_size=24",
+            "data.batch_size=4",
+            "train.epochs=3",
+            "data.augment.brightness=0.3",
+        ],
+    )
     full, steps = training_epochs(files, config)
     full_batches = [x.numpy() for x, _ in full.take(3 * steps)]
     resumed, _ = training_epochs(files, config, first_epoch=2)
     resumed_batches = [x.numpy() for x, _ in resumed.take(steps)]
-    for ours, theirs in zip(resumed_batches, full_batches[2 * steps:]):
+    for ours, theirs in zip(resumed_batches, full_batches[2 * steps :]):
         np.testing.assert_array_equal(ours, theirs)
     # And epochs differ from each other.
     assert np.abs(full_batches[0] - full_batches[steps]).mean() > 1.0
@@ -138,12 +151,13 @@ def test_erase_fills_one_rectangle_with_the_image_mean(batch: np.ndarray) -> Non
         rows, cols = np.nonzero(changed)
         assert rows.size > 0
         # The changed pixels form one filled rectangle of 10-40% of each side, set to the mean.
-        box = changed[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        box = changed[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
         assert box.all()
         assert 0.1 * 20 - 1 <= box.shape[0] <= 0.4 * 20 + 1
         assert 0.1 * 24 - 1 <= box.shape[1] <= 0.4 * 24 + 1
-        np.testing.assert_allclose(erased[changed], np.broadcast_to(mean, erased[changed].shape),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            erased[changed], np.broadcast_to(mean, erased[changed].shape), rtol=1e-5
+        )
 
 
 def test_erase_probability_leaves_some_images_whole(batch: np.ndarray) -> None:

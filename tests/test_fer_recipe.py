@@ -124,3 +124,11 @@ def test_test_time_flip_averages_image_and_mirror(tmp_path: Path) -> None:
     loaded = LoadedExport(path)
     assert loaded.metadata["test_time_flip"] is True
     np.testing.assert_allclose(loaded.predict_images(images)["probabilities"], expected, atol=1e-5)
+    # The one-view signature (the video path's) runs one pass: the image, or its mirror.
+    assert loaded.has_one_view and "serving_images_one_view" in loaded.metadata["signatures"]
+    np.testing.assert_allclose(loaded.predict_one_view(images)["probabilities"], plain, atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict_one_view(images[:, :, ::-1])["probabilities"], mirrored, atol=1e-5
+    )
+    plain_export = LoadedExport(export_model(model, tmp_path / "plain", ["happy", "sad"]))
+    assert not plain_export.has_one_view  # without the flip, serving_images is one view

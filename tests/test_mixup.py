@@ -15,9 +15,14 @@ from emotion_tf.data.mixup import mixup
 from emotion_tf.data.pipeline import build_dataset, training_epochs
 from emotion_tf.errors import ConfigError
 
-NO_AUGMENT = ["data.augment.flip=false", "data.augment.rotation=0", "data.augment.zoom=0",
-              "data.augment.translation=0", "data.augment.brightness=0",
-              "data.augment.contrast=0"]
+NO_AUGMENT = [
+    "data.augment.flip=false",
+    "data.augment.rotation=0",
+    "data.augment.zoom=0",
+    "data.augment.translation=0",
+    "data.augment.brightness=0",
+    "data.augment.contrast=0",
+]
 
 
 @pytest.fixture
@@ -64,8 +69,16 @@ def test_same_seed_same_blend_other_seed_other_blend() -> None:
 
 def test_pipeline_mixes_training_batches_only(flat_data: Path) -> None:
     files = load_splits(flat_data)
-    config = load_config(None, ["model.input_size=16", "model.channels=1", "data.batch_size=8",
-                                "data.augment.mixup=0.4", *NO_AUGMENT])
+    config = load_config(
+        None,
+        [
+            "model.input_size=16",
+            "model.channels=1",
+            "data.batch_size=8",
+            "data.augment.mixup=0.4",
+            *NO_AUGMENT,
+        ],
+    )
     train, _ = training_epochs(files["train"], config)
     images, labels = next(iter(train))
     labels = labels.numpy()

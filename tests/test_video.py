@@ -136,6 +136,30 @@ def test_tracker_keeps_person_ids_through_a_crossing() -> None:
     assert tracker.full_scans < len(frames)  # the detector did not scan every whole frame
 
 
+def test_between_detections_faces_move_with_their_tracks() -> None:
+    """At 30 frames/s the detector runs on every other frame; the boxes in between, moved by
+    each track's velocity, stay on the face (close to where a detection on every frame puts
+    them), and ids hold through a crossing."""
+    seconds, fps = 3.0, 30.0
+    _, frames = _crossing(seconds, fps)
+    held, every = FaceTracker(), FaceTracker(detect_interval_s=0)
+    gaps = []
+    for i, frame in enumerate(frames):
+        a = dict(held.update(frame, i / fps))
+        b = dict(every.update(frame, i / fps))
+        for person in set(a) & set(b):
+            (ax, ay), (bx, by) = _centre_of(a[person]), _centre_of(b[person])
+            gaps.append(np.hypot(ax - bx, ay - by) / b[person].w)
+    assert len(gaps) >= len(frames)  # both followed the faces on most frames
+    assert np.median(gaps) < 0.05 and max(gaps) < 0.15, (np.median(gaps), max(gaps))
+    assert held.window_scans <= 0.6 * every.window_scans  # the detector ran about half as often
+    assert held._next_person == every._next_person == 3  # the same two people, ids kept
+
+
+def _centre_of(box) -> tuple[float, float]:
+    return box.x + box.w / 2, box.y + box.h / 2
+
+
 def test_missing_and_broken_files_are_refused_with_one_line(tmp_path) -> None:
     with pytest.raises(VideoError, match="no such file"):
         VideoSource(tmp_path / "missing.mp4")
@@ -246,3 +270,75 @@ def test_the_detector_is_chosen_by_name_and_frames_the_crops() -> None:
     blazeface = FrameAnalyzer(Model(), "blazeface")
     assert blazeface.tracker.detector.name == "blazeface"
     assert blazeface.framing == FRAMINGS["blazeface"]
+
+
+class HalfBrightness:
+    """A stand-in model with test-time flip: one view reads the crop's left half, so a mirrored
+    crop gives another answer, and `predict_images` averages the two views."""
+
+    class_names = CLASSES
+    input_size, channels = 24, 1
+    has_one_view = True
+
+    def __init__(self) -> None:
+        self.calls = {"one_view": 0, "both": 0}
+
+    @staticmethod
+    def _left(images) -> np.ndarray:
+        happy = np.asarray(images, np.float64)[:, :, :12].mean(axis=(1, 2, 3)) / 255
+        return np.stack([happy, 1 - happy], axis=1)
+
+    def predict_one_view(self, images):
+        self.calls["one_view"] += 1
+        return {"probabilities": self._left(images)}
+
+    def predict_images(self, images):
+        self.calls["both"] += 1
+        images = np.asarray(images)
+        return {"probabilities": (self._left(images) + self._left(images[:, :, ::-1])) / 2}
+
+
+class StillFace:
+    """A stand-in tracker: one person at one box on every frame (no detector noise)."""
+
+    name = "haar"
+
+    def __init__(self) -> None:
+        from emotion_tf.faces.detector import FaceBox
+
+        self.detector = self
+        self.box = FaceBox(200, 150, 150, 150)
+
+    def update(self, image, time_s):
+        return [(1, self.box)]
+
+
+def test_a_flip_model_classifies_one_view_per_frame_and_smoothing_averages_both() -> None:
+    """With smoothing on, each person's frames alternate plain and mirrored crops through one
+    forward pass; over an even number of frames of a still face the smoothed probabilities
+    are the two-view average. `--smooth 0` keeps both views on every frame."""
+    from emotion_tf.video.analyze import FrameAnalyzer
+    from emotion_tf.video.source import Frame
+
+    still = [ActorScript(DETECTABLE_SEEDS[0], 150, (200, 150), (200, 150))]
+    image = render_frame(still, 0.0, 1.0, (640, 480))
+    frames = [Frame(i, i / 10, image) for i in range(6)]
+    alternating, both = HalfBrightness(), HalfBrightness()
+    smoothed = FrameAnalyzer(alternating, smooth_s=10.0, tracker=StillFace())
+    plain = FrameAnalyzer(both, smooth_s=0, tracker=StillFace())
+    reference = plain.locate(frames[0]).crops[0]
+    assert not np.array_equal(reference, reference[:, ::-1])  # the mirror is another view
+    for k, frame in enumerate(frames):
+        crops = smoothed.locate(frame).crops
+        np.testing.assert_array_equal(crops[0], reference[:, ::-1] if k % 2 else reference)
+
+    smoothed = FrameAnalyzer(alternating, smooth_s=10.0, tracker=StillFace())
+    alternating.calls.update(one_view=0, both=0)
+    results = [smoothed("still", frame) for frame in frames]
+    assert alternating.calls == {"one_view": len(frames), "both": 0}
+    raw = [r.people[0].raw_probabilities["happy"] for r in results]
+    assert raw[0] != pytest.approx(raw[1], abs=1e-6) and raw[0] == pytest.approx(raw[2])
+    two_view = plain("still", frames[0]).people[0].probabilities["happy"]
+    assert both.calls["one_view"] == 0 and both.calls["both"] >= 1
+    for k in (1, 3, 5):  # an even number of frames in the window: both views equally
+        assert results[k].people[0].probabilities["happy"] == pytest.approx(two_view, abs=1e-9)

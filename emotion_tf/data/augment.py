@@ -80,7 +80,6 @@ class Augmenter:
         # ((x + delta) - (mean + delta)) * factor + (mean + delta)
         return tf.clip_by_value(images * factor + (mean * (1.0 - factor) + delta), 0.0, 255.0)
 
-
     def _erase(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """Random erasing: with probability `erase`, one rectangle (10-40% of each side) is
         filled with the image's mean, so the model cannot lean on any one face region."""
@@ -103,7 +102,14 @@ class Augmenter:
 
 def build_augmenter(config: AugmentConfig) -> Augmenter | None:
     """The configured augmenter, or None when every transform is switched off."""
-    if not (config.flip or config.rotation or config.zoom or config.translation
-            or config.brightness or config.contrast or config.erase):
+    if not (
+        config.flip
+        or config.rotation
+        or config.zoom
+        or config.translation
+        or config.brightness
+        or config.contrast
+        or config.erase
+    ):
         return None
     return Augmenter(config)

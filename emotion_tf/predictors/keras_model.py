@@ -36,23 +36,33 @@ class KerasPredictor:
         self.metadata = dict(metadata or {})
         self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Model probabilities for uint8 [N, size, size, C] images (before temperature)."""
+    @property
+    def has_one_view(self) -> bool:
+        """Whether `predict_one_view` skips a mirror pass (the model averages with one)."""
+        return self.test_time_flip
+
+    def probabilities(self, images: np.ndarray, flip: bool | None = None) -> np.ndarray:
+        """Model probabilities for uint8 [N, size, size, C] images (before temperature);
+        `flip` overrides the mirror-image average."""
         images = tf.cast(tf.convert_to_tensor(images), tf.float32)
         result = tf.cast(self._forward(images), tf.float32)
-        if self.test_time_flip:
+        if self.test_time_flip if flip is None else flip:
             mirrored = tf.cast(self._forward(tf.reverse(images, axis=[2])), tf.float32)
             result = (result + mirrored) / 2.0
         return result.numpy()
 
-    def predict_images(self, images: Any) -> dict[str, Any]:
+    def predict_images(self, images: Any, flip: bool | None = None) -> dict[str, Any]:
         images = resize_uint8(tf.convert_to_tensor(images, tf.uint8), self.input_size)
         if images.shape[0] == 0:
             return outputs_from_probabilities(
                 np.zeros((0, len(self.class_names))), self.class_names
             )
-        probabilities = apply_temperature(self.probabilities(images), self.temperature)
+        probabilities = apply_temperature(self.probabilities(images, flip), self.temperature)
         return outputs_from_probabilities(probabilities, self.class_names)
+
+    def predict_one_view(self, images: Any) -> dict[str, Any]:
+        """Like `predict_images` with one forward pass: no mirror-image average."""
+        return self.predict_images(images, flip=False)
 
     def predict_bytes(self, blobs: list[bytes]) -> dict[str, Any]:
         """Raises tf.errors.InvalidArgumentError when a blob cannot be decoded (like the export)."""

@@ -16,6 +16,7 @@ from emotion_tf.export import (
     BYTES_SIGNATURE,
     IMAGES_INPUT,
     IMAGES_SIGNATURE,
+    ONE_VIEW_SIGNATURE,
     OUTPUT_NAMES,
     LoadedExport,
     resolve_export,
@@ -59,6 +60,10 @@ class ServedModel:
             BYTES_SIGNATURE: SignatureInfo(BYTES_SIGNATURE, BYTES_INPUT, "bytes", channels),
             IMAGES_SIGNATURE: SignatureInfo(IMAGES_SIGNATURE, IMAGES_INPUT, "images", channels),
         }
+        if self.export.has_one_view:
+            self.signatures[ONE_VIEW_SIGNATURE] = SignatureInfo(
+                ONE_VIEW_SIGNATURE, IMAGES_INPUT, "images", channels
+            )
         self.output_names = OUTPUT_NAMES
         self.signature_defs = signature_defs_of(self.export.meta_graph)
         log.info(
@@ -69,9 +74,11 @@ class ServedModel:
             self.export.input_size,
         )
 
-    def _call(self, kind: str, values: list[Any]) -> Outputs:
-        if kind == "bytes":
+    def _call(self, signature: SignatureInfo, values: list[Any]) -> Outputs:
+        if signature.kind == "bytes":
             return self.export.predict_bytes(values)
+        if signature.name == ONE_VIEW_SIGNATURE:
+            return self.export.predict_one_view(np.stack(values))
         return self.export.predict_images(np.stack(values))
 
     def run_batch(self, key: Hashable, requests: Sequence[PredictRequest]) -> list[Any]:
@@ -80,10 +87,10 @@ class ServedModel:
         If the joint call fails (an image that passed the header checks but does not decode),
         each request runs alone, so only the bad one fails, with the instance named.
         """
-        kind = requests[0].signature.kind
+        signature = requests[0].signature
         values = [value for request in requests for value in request.values]
         try:
-            outputs = self._call(kind, values)
+            outputs = self._call(signature, values)
         except tf.errors.InvalidArgumentError:
             if len(requests) == 1:
                 return [self._find_bad_instance(requests[0])]
@@ -99,7 +106,7 @@ class ServedModel:
     def _find_bad_instance(self, request: PredictRequest) -> Exception:
         for value, label in zip(request.values, request.labels):
             try:
-                self._call(request.signature.kind, [value])
+                self._call(request.signature, [value])
             except tf.errors.InvalidArgumentError as err:
                 detail = decode_error_reason(err)
                 return RequestError(f"{label}: image could not be decoded ({detail})")
@@ -110,4 +117,6 @@ class ServedModel:
         size, channels = self.export.input_size, self.export.channels
         image = np.zeros([1, size, size, channels], np.uint8)
         self.export.predict_images(image)
+        if self.export.has_one_view:
+            self.export.predict_one_view(image)
         self.export.predict_bytes([tf.io.encode_png(image[0]).numpy()])

@@ -39,6 +39,17 @@ class Classifier(Protocol):
     def predict_images(self, images: Any) -> dict[str, Any]: ...
 
 
+def alternates_views(model: Classifier, smooth_s: float) -> bool:
+    """Whether a person's frames are classified one view each, mirrored every other frame.
+
+    A model with test-time flip runs two forward passes per face; with smoothing on, the
+    window already averages a person's frames, so one pass per frame on alternately mirrored
+    crops gives the same average at half the classifier's cost. The model must offer
+    `predict_one_view` (`has_one_view`); `--smooth 0` keeps both views on every frame.
+    """
+    return smooth_s > 0 and bool(getattr(model, "has_one_view", False))
+
+
 @dataclasses.dataclass
 class PersonResult:
     """One face in one frame: the person's id, its box, the smoothed prediction (label,
@@ -134,7 +145,9 @@ class FrameAnalyzer:
         self.margin = margin
         self.tracker = tracker or FaceTracker(resolve_detector(detector))
         self.framing = framing_of(self.tracker.detector)
+        self.alternate_views = alternates_views(model, smooth_s)
         self._smoothers: dict[int, Smoother] = {}
+        self._views: dict[int, int] = {}  # person -> crops cut so far (odd ones are mirrored)
 
     def __call__(self, source: str, frame: Frame) -> FrameResult:
         """Locate, classify and smooth one frame (the live path: one frame at a time)."""
@@ -146,16 +159,24 @@ class FrameAnalyzer:
         found = self.tracker.update(frame.image, frame.time_s)
         size, channels = self.model.input_size, self.model.channels
         crops = np.zeros((len(found), size, size, channels), np.uint8)
-        for i, (_, box) in enumerate(found):
+        for i, (person, box) in enumerate(found):
             crop = resize_crop(crop_face(frame.image, box, self.margin, framing=self.framing), size)
             crops[i] = to_model_channels(crop, channels)
+            if self.alternate_views:
+                views = self._views.get(person, 0)
+                self._views[person] = views + 1
+                if views % 2:
+                    crops[i] = crops[i, :, ::-1]
         return LocatedFaces(frame, found, crops)
 
     def classify(self, crops: np.ndarray) -> np.ndarray:
         """Class probabilities of model-sized uint8 crops (any number, in one batch)."""
         if len(crops) == 0:
             return np.zeros((0, len(self.class_names)))
-        outputs = self.model.predict_images(crops)
+        if self.alternate_views:
+            outputs = self.model.predict_one_view(crops)  # type: ignore[attr-defined]
+        else:
+            outputs = self.model.predict_images(crops)
         return np.asarray(outputs["probabilities"], dtype=np.float64)
 
     def finish(self, source: str, located: LocatedFaces, probabilities: np.ndarray) -> FrameResult:

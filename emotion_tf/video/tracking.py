@@ -8,8 +8,11 @@ for (`min_face_px`, like the `fer` package's 50 px) is the detector's smallest w
 scan costs about as much as all the windows of a second together. Candidates are matched to
 tracks greedily by overlap with the expected boxes; new people are only taken from
 whole-frame scans. A face that stays hidden (e.g. behind another one that crosses it) keeps
-moving at its last velocity for up to `max_missing_s` seconds before its track ends. Any
-detector with `detect(image) -> list[FaceBox]` (emotion_tf.faces.locate.Detector) works.
+moving at its last velocity for up to `max_missing_s` seconds before its track ends. Faces
+are looked for at most every `detect_interval_s` (1/20 s): on the frames in between (every
+other frame of a 30 frames/s video), the faces found last time are where their velocity puts
+them. Any detector with `detect(image) -> list[FaceBox]` (emotion_tf.faces.locate.Detector)
+works.
 """
 
 from __future__ import annotations
@@ -99,11 +102,13 @@ class FaceTracker:
         min_face_px: int = 48,
         window_scale: float = 2.0,
         window_face_px: int = 40,
+        detect_interval_s: float = 0.05,
     ):
-        if rescan_s < 0 or max_missing_s < 0:
+        if rescan_s < 0 or max_missing_s < 0 or detect_interval_s < 0:
             raise ConfigError(
-                "rescan_s and max_missing_s must be >= 0. "
-                f"Received: rescan_s={rescan_s}, max_missing_s={max_missing_s}"
+                "rescan_s, max_missing_s and detect_interval_s must be >= 0. "
+                f"Received: rescan_s={rescan_s}, max_missing_s={max_missing_s}, "
+                f"detect_interval_s={detect_interval_s}"
             )
         if min_face_px < 8:
             raise ConfigError(f"min_face_px must be >= 8. Received: min_face_px={min_face_px}")
@@ -113,9 +118,12 @@ class FaceTracker:
         self.min_face_px = min_face_px
         self.window_scale = window_scale
         self.window_face_px = window_face_px
+        self.detect_interval_s = detect_interval_s
         self.tracks: list[Track] = []
         self._next_person = 1
         self._last_scan: float | None = None
+        self._last_detect: float | None = None
+        self._last_found: set[int] = set()  # the people the last detection found
         self.full_scans = 0
         self.window_scans = 0
 
@@ -127,6 +135,9 @@ class FaceTracker:
             or self._last_scan is None
             or time_s - self._last_scan >= self.rescan_s - 1e-9
         )
+        if not full and self._holds(time_s):
+            return self._held(time_s)
+        self._last_detect = time_s
         matched: list[tuple[int, FaceBox]] = []
         if self.tracks:
             matched = self._assign(self._scan_windows(image, self.tracks, time_s), time_s)[0]
@@ -144,7 +155,22 @@ class FaceTracker:
             self._next_person += 1
             self.tracks.append(track)
             matched.append((track.person, box))
+        self._last_found = {person for person, _ in matched}
         return sorted(matched, key=lambda item: (-item[1].area, item[0]))
+
+    def _holds(self, time_s: float) -> bool:
+        """Whether this frame comes too soon after the last detection to run another."""
+        return (
+            self._last_detect is not None
+            and 0 <= time_s - self._last_detect < self.detect_interval_s - 1e-9
+        )
+
+    def _held(self, time_s: float) -> list[tuple[int, FaceBox]]:
+        """The faces found by the last detection, moved by their velocity to `time_s`."""
+        held = [
+            (t.person, t.expected_box(time_s)) for t in self.tracks if t.person in self._last_found
+        ]
+        return sorted(held, key=lambda item: (-item[1].area, item[0]))
 
     def _scan_frame(self, image: np.ndarray) -> list[FaceBox]:
         import cv2
