@@ -138,6 +138,8 @@ def classifier_b1(model: Any, keras_model: Any, args: Any, report: Report) -> No
     x = tf.constant(crop.astype(np.float32))
     candidates = {
         "export_serving_images": lambda: model.predict_images(crop),
+        # What the video path calls for a flip model with smoothing on: one pass per face.
+        "export_serving_images_one_view": lambda: model.predict_one_view(crop),
         "keras_call": lambda: keras_model(x, training=False).numpy(),
     }
     try:
