@@ -296,12 +296,12 @@ def main(argv: list[str] | None = None) -> int:
             report.details[f"{name}.faces_per_frame"] = faces / frames
             _, every = run_analysis(model, path, rescan_s=0.0)
             add_rate(report, f"{name}.end_to_end_detect_every_frame", frames, every)
-        classifier_b1(model, keras_model, args, report)
-        if args.fer_path:
+        if args.fer_path:  # before torch is imported: its idle threads would share the cores
             frames = round(args.seconds * args.fps)
             side_by_side(model, videos["one_face"], args.fer_path, report, frames, args.fer_rounds)
         else:
             log("fer side by side skipped: no --fer-path (see benchmarks/README.md)")
+        classifier_b1(model, keras_model, args, report)
     report.finish()
     return 0
 
