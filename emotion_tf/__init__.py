@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from emotion_tf import tf_startup
+
 __version__ = "0.1.0"
+
+# Before anything imports TensorFlow: its faster oneDNN kernels on every x86 CPU (tf_startup).
+tf_startup.prefer_onednn()
 
 
 def load(model: Any = None) -> Any:
