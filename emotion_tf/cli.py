@@ -90,7 +90,8 @@ def export(
     output: str | None,
 ) -> None:
     """Export RUN_DIR's kept checkpoint as a versioned SavedModel for TF Serving, or as a
-    TFLite file (--format tflite; RUN_DIR may also be a packaged .npz).
+    TFLite file (--format tflite). RUN_DIR may also be a packaged .npz (a SavedModel export
+    of it needs --export-dir).
 
     The .tflite takes uint8 images already resized to the model's input size (antialiased,
     as `emotion_tf.preprocess.resize_uint8` does) and returns probabilities; its metadata holds
@@ -107,6 +108,13 @@ def export(
         return
     if output or quantize != "none":
         raise ConfigError("--output and --quantize are for --format tflite")
+    if Path(run_dir).suffix == ".npz":
+        if not export_dir:
+            raise ConfigError(f"exporting the packaged model {run_dir} needs --export-dir")
+        from emotion_tf.packaged.saved_model import export_packaged
+
+        click.echo(str(export_packaged(Path(run_dir), Path(export_dir), version)))
+        return
     from emotion_tf.run_dir import load_run
 
     run = load_run(Path(run_dir))  # checks the folder before TensorFlow starts

@@ -106,7 +106,8 @@ class RunDir:
     def require_finished(self) -> None:
         """Refuse a folder that is not a finished run (before anything imports TensorFlow)."""
         if not self.path.is_dir():
-            raise ModelDirError(f"not a finished run directory: {self.path} does not exist")
+            what = "is a file" if self.path.exists() else "does not exist"
+            raise ModelDirError(f"not a finished run directory: {self.path} {what}")
         for name in (CONFIG_FILE, METRICS_FILE):
             if not (self.path / name).is_file():
                 raise ModelDirError(f"not a finished run directory: {self.path} has no {name}")

@@ -157,3 +157,29 @@ def test_serving_a_packaged_file_exports_it_with_flip_and_temperature(
     assert np.abs(outputs - reference).max() < 1e-4
     with pytest.raises(ModelDirError, match="TFLite file"), servable_model_base("m.tflite"):
         pass
+
+
+def test_export_command_writes_a_packaged_file_as_the_next_saved_model_version(
+    tiny_run: Path, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from emotion_tf.cli import main
+    from emotion_tf.export import LoadedExport
+
+    packed = pack_run(tiny_run, tmp_path / "m.npz", temperature=0.5)
+    exports = tmp_path / "exports"
+    runner = CliRunner()
+    for version in (1, 2):
+        result = runner.invoke(main, ["export", str(packed.path), "--export-dir", str(exports)])
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == str(exports / str(version))
+    files = sorted((tiny_data_dir / "validation").rglob("*.jpg"))[:4]
+    images = np.stack([_image(p) for p in files])
+    exported = LoadedExport(exports / "2").predict_images(images)["probabilities"]
+    reference = open_model(packed.path).predict_images(images)["probabilities"]
+    assert np.abs(exported - reference).max() < 1e-4
+    missing_dir = runner.invoke(main, ["export", str(packed.path)])
+    assert missing_dir.exit_code == 2 and "--export-dir" in missing_dir.output
+    as_run = runner.invoke(main, ["export", str(tiny_run / "config.yaml")])
+    assert as_run.exit_code == 2 and "config.yaml is a file" in as_run.output

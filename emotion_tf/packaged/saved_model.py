@@ -10,9 +10,10 @@ from pathlib import Path
 from emotion_tf.errors import ModelDirError
 
 
-def export_packaged(path: Path, export_dir: Path) -> Path:
-    """Write the packaged model at `path` as version 1 under `export_dir`, with its flip
-    averaging and temperature inside the signatures; returns the version folder."""
+def export_packaged(path: Path, export_dir: Path, version: int | None = 1) -> Path:
+    """Write the packaged model at `path` as `version` (None: the next free one) under
+    `export_dir`, with its flip averaging and temperature inside the signatures; returns the
+    version folder."""
     from emotion_tf.export import export_model
     from emotion_tf.packaged.archive import read_packaged
 
@@ -22,7 +23,7 @@ def export_packaged(path: Path, export_dir: Path) -> Path:
         packaged.model,
         export_dir,
         packaged.class_names,
-        version=1,
+        version=version,
         metadata={
             "source": Path(path).name,
             **{k: packaged.metadata[k] for k in keys if k in packaged.metadata},
