@@ -108,7 +108,9 @@ def export(
         return
     if output or quantize != "none":
         raise ConfigError("--output and --quantize are for --format tflite")
-    if Path(run_dir).suffix == ".npz":
+    from emotion_tf.predictors.resolve import PACKAGED_SUFFIX
+
+    if Path(run_dir).suffix == PACKAGED_SUFFIX:
         if not export_dir:
             raise ConfigError(f"exporting the packaged model {run_dir} needs --export-dir")
         from emotion_tf.packaged.saved_model import export_packaged

@@ -35,9 +35,13 @@ STARTUP_NOISE = re.compile(
 )
 
 
+# platform.machine() of an x86-64 CPU (Linux and macOS, Windows), lower-cased.
+X86_64_MACHINES = ("x86_64", "amd64")
+
+
 def prefer_onednn() -> None:
     """Ask TensorFlow for its oneDNN kernels on any x86-64 CPU (before it is imported)."""
-    if platform.machine().lower() in ("x86_64", "amd64"):
+    if platform.machine().lower() in X86_64_MACHINES:
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import emotion_tf
+from emotion_tf.tf_startup import X86_64_MACHINES
 
 PACKAGE_PARENT = Path(emotion_tf.__file__).parent.parent
 ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
@@ -21,7 +22,7 @@ REPORT_ONEDNN = (
 )
 
 pytestmark = pytest.mark.skipif(
-    platform.machine().lower() not in ("x86_64", "amd64"), reason="oneDNN default: x86 only"
+    platform.machine().lower() not in X86_64_MACHINES, reason="oneDNN default: x86 only"
 )
 
 

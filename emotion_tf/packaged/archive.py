@@ -77,12 +77,12 @@ def read_metadata(path: Path) -> dict[str, Any]:
 
 def read_packaged(path: Path) -> PackagedModel:
     """Rebuild the Keras model stored in `path` with its float32 weights restored."""
-    from emotion_tf.config import load_config
-    from emotion_tf.model.alexnet import build_alexnet
-
     path = Path(path)
     with _open(path) as arrays:
-        info = _metadata(path, arrays)
+        info = _metadata(path, arrays)  # a missing or foreign file fails before TensorFlow starts
+        from emotion_tf.config import load_config
+        from emotion_tf.model.alexnet import build_alexnet
+
         config = load_config(extra=info["config"])
         model = build_alexnet(config.model, len(info["class_names"]))
         expected = [list(w.shape) for w in model.weights]

@@ -14,10 +14,11 @@ def export_packaged(path: Path, export_dir: Path, version: int | None = 1) -> Pa
     """Write the packaged model at `path` as `version` (None: the next free one) under
     `export_dir`, with its flip averaging and temperature inside the signatures; returns the
     version folder."""
-    from emotion_tf.export import export_model
     from emotion_tf.packaged.archive import read_packaged
 
     packaged = read_packaged(path)
+    from emotion_tf.export import export_model
+
     keys = ("config_hash", "recipe_hash", "run_metrics")
     return export_model(
         packaged.model,
