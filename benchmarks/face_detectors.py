@@ -8,6 +8,7 @@ positives per canvas, and milliseconds per canvas. Synthetic schematic faces (th
 drawing code) are measured the same way.
 
     python -m benchmarks.face_detectors --fer ../shared/data/fer2013-happy-sad
+    python -m benchmarks.face_detectors --fer ... --detectors "" --named haar,blazeface+haar
     # optional reference: MediaPipe's BlazeFace .tflite files (not installable beside TF 2.21)
     python -m benchmarks.face_detectors --fer ... --blazeface-dir /tmp/mp/models
 """
@@ -204,6 +205,12 @@ def main() -> None:
     )
     parser.add_argument("--scale-factor", type=float, default=1.1)
     parser.add_argument("--margins", default="0,0.025,0.05,0.1,0.2", help="crop margins to score")
+    parser.add_argument(
+        "--named",
+        default="",
+        help="detectors by their --detector names (e.g. haar,blazeface,blazeface+haar), "
+        "beside the Haar cascade list",
+    )
     parser.add_argument("--blazeface-dir", type=Path, help="folder with MediaPipe .tflite files")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -237,6 +244,10 @@ def main() -> None:
         detector = HaarFaceDetector(cascade, args.scale_factor, int(neighbours))
         detector.name += f"/n{neighbours}"
         detectors.append(detector)
+    if args.named:
+        from emotion_tf.faces.detectors import get_detector
+
+        detectors += [get_detector(name) for name in args.named.split(",") if name]
     if args.blazeface_dir:
         for name, full in (
             ("face_detection_short_range.tflite", False),

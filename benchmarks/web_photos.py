@@ -275,7 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         default=str(REPO_ROOT.parent / "shared" / "data" / "web-happy-sad"),
         help="web-happy-sad folder (train/ and validation/)",
     )
-    parser.add_argument("--detectors", default="haar,mtcnn,blazeface")
+    parser.add_argument(
+        "--init-from",
+        help="what the fine-tuned recipe starts from (train.init_from; default: --model, "
+        "which must then be a run directory; 'packaged' for the packaged model)",
+    )
+    parser.add_argument("--detectors", default="haar,mtcnn,blazeface,blazeface+haar")
     parser.add_argument("--detections", help="JSON cache of detections (reused across runs)")
     parser.add_argument("--cv", type=int, default=0, help="K-fold cross-validation over all")
     parser.add_argument("--seed", type=int, default=0, help="fold assignment seed")
@@ -360,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     if not args.no_finetune:
-        init_from = str(Path(model_path))
+        init_from = args.init_from or str(Path(model_path))
         overrides = list(args.overrides)
         if args.smoke:
             overrides += smoke_overrides()

@@ -15,7 +15,7 @@ from emotion_tf.config import load_config
 from emotion_tf.errors import ConfigError
 from emotion_tf.faces.detector import FaceBox
 from emotion_tf.train.trainer import load_training_data, train
-from tests.conftest import tiny_overrides
+from tests.conftest import REPO_ROOT, tiny_overrides
 from tests.faces_helpers import clutter, detectable_faces, paste
 
 pytestmark = pytest.mark.slow
@@ -144,13 +144,16 @@ def test_init_from_bad_sources_are_one_line_errors(base_run, tmp_path: Path) -> 
 
     fake = tmp_path / "model.keras"
     fake.write_text("not a model")
+    not_packaged = tmp_path / "weights.npz"
+    not_packaged.write_bytes(b"PK\x03\x04 truncated")
     config = load_config(None, tiny_overrides(tmp_path / "r", tmp_path))
     model = build_alexnet(config.model, 2)
     cases = {
         str(fake): "is not a Keras model file",
         str(tmp_path / "missing"): "no such file or run directory",
         str(tmp_path): "no best.keras or last.keras",
-        str(base_run.run_dir / "metrics.json"): "expected a run directory or a .keras file",
+        str(base_run.run_dir / "metrics.json"): "expected a run directory, a .keras file",
+        str(not_packaged): "not a packaged emotion-tf model",
     }
     for source, message in cases.items():
         with pytest.raises(ConfigError, match=message) as err:
@@ -162,6 +165,26 @@ def test_init_from_bad_sources_are_one_line_errors(base_run, tmp_path: Path) -> 
     assert "best.keras" in str(err.value)
     with pytest.raises(ConfigError, match="trained on classes"):
         initialise_from(model, str(base_run.run_dir), ["cats", "dogs"])
+
+
+def test_init_from_packaged_copies_the_packaged_weights(tmp_path: Path) -> None:
+    """`train.init_from: packaged` (or the .npz path) starts from the model in the package."""
+    from emotion_tf.model.alexnet import build_alexnet
+    from emotion_tf.packaged import PACKAGED_MODEL_FILE
+    from emotion_tf.packaged.archive import read_packaged
+    from emotion_tf.train.init_from import class_names_of, initialise_from
+
+    config = load_config(REPO_ROOT / "configs" / "web-photos.yaml")
+    assert config.train.init_from == "packaged"
+    packaged = read_packaged(PACKAGED_MODEL_FILE)
+    for source in ("packaged", str(PACKAGED_MODEL_FILE)):
+        assert class_names_of(source) == packaged.class_names
+        model = build_alexnet(config.model, 2)
+        initialise_from(model, source, ["happy", "sad"])
+        for ours, theirs in zip(model.weights, packaged.model.weights):
+            np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    with pytest.raises(ConfigError, match="trained on classes"):
+        initialise_from(build_alexnet(config.model, 2), "packaged", ["cats", "dogs"])
 
 
 def test_freeze_epochs_are_validated(tiny_data_dir: Path, tmp_path: Path) -> None:

@@ -44,9 +44,16 @@ FRAMINGS: dict[str, Framing] = {
 }
 
 
+def framing_for(name: str) -> Framing:
+    """The FER2013 framing of boxes from the detector called `name` (Haar's for names it does
+    not know; 'haar-alt2' is Haar's). A union ('blazeface+haar') gives every box in its first
+    detector's geometry."""
+    return FRAMINGS.get(name.split("+")[0].split("-")[0], FRAMINGS["haar"])
+
+
 def framing_of(detector: object) -> Framing:
-    """The FER2013 framing of a detector's boxes (Haar's for detectors it does not know)."""
-    return FRAMINGS.get(str(getattr(detector, "name", "haar")).split("-")[0], FRAMINGS["haar"])
+    """The FER2013 framing of a detector object's boxes (`framing_for` its name)."""
+    return framing_for(str(getattr(detector, "name", "haar")))
 
 
 # With landmarks: a FER2013 crop's side is 2.53 times the distance from the eyes' midpoint to

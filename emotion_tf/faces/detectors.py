@@ -7,12 +7,17 @@ boxes largest first out, with scores and, where the detector gives them, landmar
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 
 from emotion_tf.errors import ConfigError
 from emotion_tf.faces.locate import Detector
+from emotion_tf.faces.union import SEPARATOR, UnionDetector
 
-DETECTORS: tuple[str, ...] = ("haar", "mtcnn", "blazeface")
+log = logging.getLogger(__name__)
+
+# "a+b": a union, detector a first and b only where a finds no face (emotion_tf.faces.union).
+DETECTORS: tuple[str, ...] = ("haar", "mtcnn", "blazeface", "blazeface+haar")
 # Chosen on web-happy-sad (docs/faces-and-reports.md, "Detectors on web photos").
 DEFAULT_DETECTOR = "haar"
 
@@ -33,6 +38,8 @@ def get_detector(name: str = DEFAULT_DETECTOR) -> Detector:
 
 @functools.cache
 def _build(name: str) -> Detector:
+    if SEPARATOR in name:
+        return _build_union(name.split(SEPARATOR))
     if name == "mtcnn":
         from emotion_tf.faces.mtcnn_detector import MtcnnFaceDetector
 
@@ -46,3 +53,17 @@ def _build(name: str) -> Detector:
     detector = HaarFaceDetector()
     detector.name = "haar"
     return detector
+
+
+def _build_union(names: list[str]) -> Detector:
+    """The union of `names`; a member whose package is missing is left out with a warning (a
+    union of one is that detector), so the default works after a plain `pip install`."""
+    members = []
+    for name in names:
+        try:
+            members.append(_build(name))
+        except ConfigError as error:
+            if name == names[-1] and not members:
+                raise
+            log.warning("face detector %r left out of %r: %s", name, SEPARATOR.join(names), error)
+    return members[0] if len(members) == 1 else UnionDetector(members)

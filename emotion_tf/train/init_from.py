@@ -11,18 +11,26 @@ from pathlib import Path
 import keras
 
 from emotion_tf.errors import ConfigError
+from emotion_tf.predictors.resolve import PACKAGED_SUFFIX
 
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = ("best.keras", "last.keras")
+# `train.init_from: packaged` starts from the model inside the package (emotion_tf/packaged);
+# any other packaged .npz file is named by its path.
+PACKAGED = "packaged"
 CONV_PREFIXES = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
 
 def resolve_init_file(source: str | Path) -> Path:
-    """The .keras file behind `source`: the file itself, or the checkpoint a run directory
-    kept (`train.keep`: best.keras or last.keras; either one without a config)."""
+    """The model file behind `source`: a .keras or packaged .npz file itself, the packaged
+    model (`packaged`), or the checkpoint a run directory kept (`train.keep`: best.keras or
+    last.keras; either one without a config)."""
+    from emotion_tf.packaged import PACKAGED_MODEL_FILE
     from emotion_tf.run_dir import RunDir
 
+    if str(source) == PACKAGED:
+        return PACKAGED_MODEL_FILE
     path = Path(source)
     if path.is_dir():
         run = RunDir(path)
@@ -37,14 +45,25 @@ def resolve_init_file(source: str | Path) -> Path:
         )
     if not path.is_file():
         raise ConfigError(f"train.init_from: no such file or run directory: {path}")
-    if path.suffix != ".keras":
-        raise ConfigError(f"train.init_from: expected a run directory or a .keras file: {path}")
+    if path.suffix not in (".keras", PACKAGED_SUFFIX):
+        raise ConfigError(
+            f"train.init_from: expected a run directory, a .keras file, a packaged "
+            f"{PACKAGED_SUFFIX} file or '{PACKAGED}': {path}"
+        )
     return path
 
 
 def load_init_model(source: str | Path) -> keras.Model:
     """The trained model at `source`, or a one-line ConfigError naming the file."""
     path = resolve_init_file(source)
+    if path.suffix == PACKAGED_SUFFIX:
+        from emotion_tf.errors import ModelDirError
+        from emotion_tf.packaged.archive import read_packaged
+
+        try:
+            return read_packaged(path).model
+        except ModelDirError as err:
+            raise ConfigError(f"train.init_from: {err}") from err
     if not zipfile.is_zipfile(path):
         raise ConfigError(f"train.init_from: {path} is not a Keras model file (not a .keras zip)")
     try:
@@ -61,7 +80,12 @@ def class_names_of(source: str | Path) -> list[str] | None:
     """The class names recorded beside the model (its run's metrics.json), if any."""
     from emotion_tf.run_dir import RunDir
 
-    metrics = RunDir(resolve_init_file(source).parent).metrics_file
+    path = resolve_init_file(source)
+    if path.suffix == PACKAGED_SUFFIX:
+        from emotion_tf.packaged.archive import read_metadata
+
+        return list(read_metadata(path)["class_names"])
+    metrics = RunDir(path.parent).metrics_file
     if metrics.is_file():
         try:
             names = json.loads(metrics.read_text()).get("class_names")
