@@ -8,7 +8,7 @@ positives per canvas, and milliseconds per canvas. Synthetic schematic faces (th
 drawing code) are measured the same way.
 
     python -m benchmarks.face_detectors --fer ../shared/data/fer2013-happy-sad
-    python -m benchmarks.face_detectors --fer ... --detectors "" --named haar,blazeface+haar
+    python -m benchmarks.face_detectors --fer ... --detectors "" --named haar,haar+blazeface
     # optional reference: MediaPipe's BlazeFace .tflite files (not installable beside TF 2.21)
     python -m benchmarks.face_detectors --fer ... --blazeface-dir /tmp/mp/models
 """
@@ -208,7 +208,7 @@ def main() -> None:
     parser.add_argument(
         "--named",
         default="",
-        help="detectors by their --detector names (e.g. haar,blazeface,blazeface+haar), "
+        help="detectors by their --detector names (e.g. haar,blazeface,haar+blazeface), "
         "beside the Haar cascade list",
     )
     parser.add_argument("--blazeface-dir", type=Path, help="folder with MediaPipe .tflite files")

@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         help="what the fine-tuned recipe starts from (train.init_from; default: --model, "
         "which must then be a run directory; 'packaged' for the packaged model)",
     )
-    parser.add_argument("--detectors", default="haar,mtcnn,blazeface,blazeface+haar")
+    parser.add_argument("--detectors", default="haar,mtcnn,blazeface,haar+blazeface")
     parser.add_argument("--detections", help="JSON cache of detections (reused across runs)")
     parser.add_argument("--cv", type=int, default=0, help="K-fold cross-validation over all")
     parser.add_argument("--seed", type=int, default=0, help="fold assignment seed")

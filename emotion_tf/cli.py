@@ -224,7 +224,7 @@ def predict(
     smooth_s: float,
     report_dir: str | None,
     trust_model: bool,
-    detector: str,
+    detector: str | None,
     align: bool,
     per_photo: bool,
     photo_rule: str,
@@ -339,7 +339,7 @@ def evaluate(
     fallback: str,
     face_margin: float | None,
     trust_model: bool,
-    detector: str,
+    detector: str | None,
     align: bool,
     photo_rule: str,
 ) -> None:

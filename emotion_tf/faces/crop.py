@@ -46,7 +46,7 @@ FRAMINGS: dict[str, Framing] = {
 
 def framing_for(name: str) -> Framing:
     """The FER2013 framing of boxes from the detector called `name` (Haar's for names it does
-    not know; 'haar-alt2' is Haar's). A union ('blazeface+haar') gives every box in its first
+    not know; 'haar-alt2' is Haar's). A union ('haar+blazeface') gives every box in its first
     detector's geometry."""
     return FRAMINGS.get(name.split("+")[0].split("-")[0], FRAMINGS["haar"])
 

@@ -17,9 +17,13 @@ from emotion_tf.faces.union import SEPARATOR, UnionDetector
 log = logging.getLogger(__name__)
 
 # "a+b": a union, detector a first and b only where a finds no face (emotion_tf.faces.union).
-DETECTORS: tuple[str, ...] = ("haar", "mtcnn", "blazeface", "blazeface+haar")
-# Chosen on web-happy-sad (docs/faces-and-reports.md, "Detectors on web photos").
-DEFAULT_DETECTOR = "haar"
+DETECTORS: tuple[str, ...] = ("haar", "mtcnn", "blazeface", "haar+blazeface")
+# Chosen on web-happy-sad and the pasted-faces benchmark (docs/faces-and-reports.md, "Web
+# photos"): 7 points over Haar on web photos, 0.58 of pasted FER faces found (Haar 0.62).
+DEFAULT_DETECTOR = "haar+blazeface"
+# Videos keep Haar: the tracker's narrowed scans are Haar's, it ranks boxes by score (Haar's hit
+# counts and BlazeFace's probabilities do not mix), and docs/video.md's speeds are Haar's.
+VIDEO_DEFAULT_DETECTOR = "haar"
 
 _lock = threading.Lock()
 

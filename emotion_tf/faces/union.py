@@ -1,8 +1,10 @@
-"""Detectors in turn: the first detector that finds a face in a photo answers for it.
+"""Several detectors as one: every face that any of them finds, each face once.
 
-`blazeface+haar` asks BlazeFace first (turned heads, small and colour faces) and Haar only for
-photos where BlazeFace finds nothing (faces that fill the frame, FER-like crops, drawn faces).
-A later detector's boxes are redrawn in the first detector's geometry, so one crop framing
+`haar+blazeface` keeps Haar's faces (framed most like FER2013 crops) and adds those only
+BlazeFace finds (turned and tilted heads, dark, small and colour faces: a third of the web photos
+where Haar finds no face). A later detector's box counts as a new face when its centre
+lies outside every face kept so far and it overlaps none of them by IoU >= `SAME_FACE_IOU`.
+Later boxes are redrawn in the first detector's geometry, so one crop framing
 (`emotion_tf.faces.crop.FRAMINGS` of the first name) cuts every box as its own detector's
 framing would have.
 """
@@ -11,15 +13,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from emotion_tf.errors import ConfigError
 from emotion_tf.faces.crop import Framing, framing_of
-from emotion_tf.faces.detector import FaceBox
+from emotion_tf.faces.detector import FaceBox, HaarFaceDetector
 from emotion_tf.faces.locate import Detector
 
 SEPARATOR = "+"
+SAME_FACE_IOU = 0.3
 
 
 def reframed(box: FaceBox, source: Framing, target: Framing) -> FaceBox:
@@ -39,7 +43,7 @@ def reframed(box: FaceBox, source: Framing, target: Framing) -> FaceBox:
 
 
 class UnionDetector:
-    """`detect(image)`: the faces of the first detector in `detectors` that finds any."""
+    """`detect(image)`: the faces any detector in `detectors` finds, the first one's first."""
 
     def __init__(self, detectors: Sequence[Detector]):
         if len(detectors) < 2:
@@ -50,17 +54,27 @@ class UnionDetector:
         self.name = SEPARATOR.join(framing_name(d) for d in self.detectors)
         self._framings = [framing_of(d) for d in self.detectors]
 
-    def detect(self, image: np.ndarray) -> list[FaceBox]:
-        """Faces in a uint8 gray or RGB image, largest first, in the first detector's geometry."""
+    def detect(self, image: np.ndarray, **haar_options: Any) -> list[FaceBox]:
+        """Faces in a uint8 gray or RGB image, largest first, in the first detector's geometry.
+        `haar_options` (`face_sizes`, `scale_factor`: a video tracker's narrower scans) go to
+        the Haar members."""
         target = self._framings[0]
+        kept: list[FaceBox] = []
         for detector, source in zip(self.detectors, self._framings):
-            boxes = detector.detect(image)
-            if boxes:
-                if source == target:
-                    return boxes
-                redrawn = [reframed(box, source, target) for box in boxes]
-                return sorted(redrawn, key=lambda b: (-b.area, b.y, b.x))
-        return []
+            options = haar_options if isinstance(detector, HaarFaceDetector) else {}
+            for box in detector.detect(image, **options):
+                if source != target:
+                    box = reframed(box, source, target)
+                if not any(same_face(box, other) for other in kept):
+                    kept.append(box)
+        return sorted(kept, key=lambda b: (-b.area, b.y, b.x))
+
+
+def same_face(box: FaceBox, other: FaceBox) -> bool:
+    """True when `box` is centred inside `other` or overlaps it by IoU >= SAME_FACE_IOU."""
+    cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
+    inside = other.x <= cx <= other.x + other.w and other.y <= cy <= other.y + other.h
+    return inside or box.iou(other) >= SAME_FACE_IOU
 
 
 def framing_name(detector: object) -> str:

@@ -134,7 +134,7 @@ def serve(
     trust_model: bool,
     access_log: bool,
     faces: str,
-    detector: str,
+    detector: str | None,
     align: bool,
 ) -> None:
     """Serve a model with TensorFlow Serving's REST API: the packaged model, or the newest

@@ -247,7 +247,7 @@ def watch(
     source: str,
     legacy_source: str | None,
     model: str | None,
-    detector: str,
+    detector: str | None,
     fmt: str,
     output: str | None,
     sample_fps: float | None,

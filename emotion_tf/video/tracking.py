@@ -24,7 +24,9 @@ import numpy as np
 
 from emotion_tf.errors import ConfigError
 from emotion_tf.faces.detector import FaceBox, HaarFaceDetector
-from emotion_tf.faces.locate import Detector, default_detector
+from emotion_tf.faces.detectors import VIDEO_DEFAULT_DETECTOR
+from emotion_tf.faces.locate import Detector, resolve_detector
+from emotion_tf.faces.union import UnionDetector
 
 # A face in a window is looked for between these multiples of its size on the last frame (at
 # 30 frames/s a face rarely changes size by 5% from one frame to the next; one that does is
@@ -35,6 +37,8 @@ WINDOW_SIZES = (0.8, 1.25)
 # scan is found by the next: they step through face sizes in 20% steps instead of the Haar
 # detector's 10% (on a 640x480 frame, 21 instead of 31 CPU ms; the same faces found).
 DISCOVERY_SCALE_FACTOR = 1.2
+# Detectors that take the Haar scan options above (a union passes them to its Haar member).
+HAAR_TUNABLE = (HaarFaceDetector, UnionDetector)
 
 
 @dataclasses.dataclass
@@ -112,7 +116,7 @@ class FaceTracker:
             )
         if min_face_px < 8:
             raise ConfigError(f"min_face_px must be >= 8. Received: min_face_px={min_face_px}")
-        self.detector = detector or default_detector()
+        self.detector = detector or resolve_detector(VIDEO_DEFAULT_DETECTOR)
         self.rescan_s = rescan_s
         self.max_missing_s = max_missing_s
         self.min_face_px = min_face_px
@@ -214,14 +218,14 @@ class FaceTracker:
 
     def _detect_frame(self, image: np.ndarray) -> list[FaceBox]:
         """The detector on a whole (downscaled) frame, looking for new faces."""
-        if isinstance(self.detector, HaarFaceDetector):
+        if isinstance(self.detector, HAAR_TUNABLE):
             return self.detector.detect(image, scale_factor=DISCOVERY_SCALE_FACTOR)
         return self.detector.detect(image)
 
     def _detect_window(self, window: np.ndarray, face_px: float) -> list[FaceBox]:
         """The detector on a window where a face of about `face_px` pixels is expected (the
         Haar detector then scans only sizes near it)."""
-        if isinstance(self.detector, HaarFaceDetector):
+        if isinstance(self.detector, HAAR_TUNABLE):
             sizes = (round(WINDOW_SIZES[0] * face_px), round(WINDOW_SIZES[1] * face_px))
             return self.detector.detect(window, face_sizes=sizes)
         return self.detector.detect(window)
