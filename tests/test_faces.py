@@ -192,6 +192,8 @@ def test_looks_like_crop_rules() -> None:
     assert looks_like_crop((400, 400, 3), [face])
     assert not looks_like_crop((2000, 2000, 3), [face])  # a small face in a big photo
     assert not looks_like_crop((100, 100, 3), [FaceBox(0, 0, 30, 30), FaceBox(50, 50, 30, 30)])
+    assert looks_like_crop((120, 120, 3), [FaceBox(8, 8, 100, 100)])  # a face filling it
+    assert not looks_like_crop((200, 150, 3), [FaceBox(20, 20, 40, 40)])  # a small photo
 
 
 @pytest.mark.shared_data

@@ -15,13 +15,14 @@ Fallback = Literal["none", "whole-image"]
 FACE_MODES: tuple[str, ...] = ("auto", "detect", "none")
 FALLBACKS: tuple[str, ...] = ("none", "whole-image")
 
-# `auto` treats an image as a ready-made face crop when it is at most this many pixels on its
-# longer side and at most this elongated, and the detector finds no more than one face in it
-# (FER2013 crops are 48x48, where the detector often finds nothing) ...
+# `auto` treats an image as a ready-made face crop when it is at most this elongated and either
+# at most this many pixels on its longer side with no face found in it (FER2013 crops are 48x48,
+# where the detector often finds nothing) ...
 CROP_MAX_SIDE = 256
 CROP_MAX_ASPECT = 1.5
 # ... or, at any size, when the detector finds exactly one face at least this wide relative to
-# the image's shorter side.
+# the image's shorter side (a small web photo with one small face is a photo, not a crop: on
+# web-happy-sad validation 66.7% instead of 62.7% with the packaged model).
 CROP_FILL = 0.5
 
 # How a region was chosen; the value of the `source` column.
@@ -88,7 +89,7 @@ def looks_like_crop(shape: tuple[int, ...], boxes: list[FaceBox]) -> bool:
     squarish = max(height, width) / min(height, width) <= CROP_MAX_ASPECT
     if not squarish:
         return False
-    if max(height, width) <= CROP_MAX_SIDE and len(boxes) <= 1:
+    if max(height, width) <= CROP_MAX_SIDE and not boxes:
         return True
     return len(boxes) == 1 and max(boxes[0].w, boxes[0].h) >= CROP_FILL * min(height, width)
 
