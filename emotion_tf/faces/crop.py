@@ -44,11 +44,16 @@ FRAMINGS: dict[str, Framing] = {
 }
 
 
+def detector_family(name: str) -> str:
+    """The detector family a name belongs to ('haar' for 'haar-alt2'); a union ('haar+blazeface')
+    belongs to its first detector's family, whose geometry all its boxes are given in."""
+    return name.split("+")[0].split("-")[0]
+
+
 def framing_for(name: str) -> Framing:
-    """The FER2013 framing of boxes from the detector called `name` (Haar's for names it does
-    not know; 'haar-alt2' is Haar's). A union ('haar+blazeface') gives every box in its first
-    detector's geometry."""
-    return FRAMINGS.get(name.split("+")[0].split("-")[0], FRAMINGS["haar"])
+    """The FER2013 framing of boxes from the detector called `name` (Haar's for families it does
+    not know)."""
+    return FRAMINGS.get(detector_family(name), FRAMINGS["haar"])
 
 
 def framing_of(detector: object) -> Framing:

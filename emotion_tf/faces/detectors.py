@@ -16,10 +16,10 @@ from emotion_tf.faces.union import SEPARATOR, UnionDetector
 
 log = logging.getLogger(__name__)
 
-# "a+b": a union, detector a first and b only where a finds no face (emotion_tf.faces.union).
+# "a+b": every face a or b finds, a's box where both find one (emotion_tf.faces.union).
 DETECTORS: tuple[str, ...] = ("haar", "mtcnn", "blazeface", "haar+blazeface")
-# Chosen on web-happy-sad and the pasted-faces benchmark (docs/faces-and-reports.md, "Web
-# photos"): 7 points over Haar on web photos, 0.58 of pasted FER faces found (Haar 0.62).
+# Chosen on web-happy-sad and the pasted-faces benchmark (docs/faces-and-reports.md, "Two
+# detectors together"): 4 points over Haar in web-photo CV, 0.70 of pasted FER faces (Haar 0.62).
 DEFAULT_DETECTOR = "haar+blazeface"
 # Videos keep Haar: the tracker's narrowed scans are Haar's, it ranks boxes by score (Haar's hit
 # counts and BlazeFace's probabilities do not mix), and docs/video.md's speeds are Haar's.
@@ -62,12 +62,13 @@ def _build(name: str) -> Detector:
 def _build_union(names: list[str]) -> Detector:
     """The union of `names`; a member whose package is missing is left out with a warning (a
     union of one is that detector), so the default works after a plain `pip install`."""
-    members = []
+    members, errors = [], []
     for name in names:
         try:
             members.append(_build(name))
         except ConfigError as error:
-            if name == names[-1] and not members:
-                raise
+            errors.append(error)
             log.warning("face detector %r left out of %r: %s", name, SEPARATOR.join(names), error)
+    if not members:
+        raise errors[-1]
     return members[0] if len(members) == 1 else UnionDetector(members)

@@ -49,13 +49,14 @@ class FaceSummary:
 def cache_dir(config: Config) -> Path:
     """The crop cache for this config's crop settings (detector, alignment, size, channels)."""
     from emotion_tf.faces.crop import LANDMARK_CENTRE, LANDMARK_SIDE, framing_for
+    from emotion_tf.faces.union import SEPARATOR
 
     data, model = config.data, config.model
     settings = {
         "version": CACHE_VERSION,
         "detector": data.detector,
         "align": data.align,
-        "framing": [dataclasses.asdict(framing_for(n)) for n in data.detector.split("+")],
+        "framing": [dataclasses.asdict(framing_for(n)) for n in data.detector.split(SEPARATOR)],
         "landmarks": [LANDMARK_SIDE, LANDMARK_CENTRE],
         "size": model.input_size,
         "channels": model.channels,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from emotion_tf.errors import ConfigError
-from emotion_tf.faces.crop import Framing, framing_of
+from emotion_tf.faces.crop import Framing, detector_family, framing_of
 from emotion_tf.faces.detector import FaceBox, HaarFaceDetector
 from emotion_tf.faces.locate import Detector
 
@@ -51,7 +51,7 @@ class UnionDetector:
                 f"a detector union needs two or more detectors. Received: {detectors}"
             )
         self.detectors = tuple(detectors)
-        self.name = SEPARATOR.join(framing_name(d) for d in self.detectors)
+        self.name = SEPARATOR.join(detector_family(str(d.name)) for d in self.detectors)
         self._framings = [framing_of(d) for d in self.detectors]
 
     def detect(self, image: np.ndarray, **haar_options: Any) -> list[FaceBox]:
@@ -75,8 +75,3 @@ def same_face(box: FaceBox, other: FaceBox) -> bool:
     cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
     inside = other.x <= cx <= other.x + other.w and other.y <= cy <= other.y + other.h
     return inside or box.iou(other) >= SAME_FACE_IOU
-
-
-def framing_name(detector: object) -> str:
-    """The detector family name that picks its framing ('haar' for 'haar-alt2')."""
-    return str(getattr(detector, "name", "haar")).split("-")[0]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import keras
 
-from emotion_tf.errors import ConfigError
+from emotion_tf.errors import ConfigError, ModelDirError
 from emotion_tf.predictors.resolve import PACKAGED_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,6 @@ def load_init_model(source: str | Path) -> keras.Model:
     """The trained model at `source`, or a one-line ConfigError naming the file."""
     path = resolve_init_file(source)
     if path.suffix == PACKAGED_SUFFIX:
-        from emotion_tf.errors import ModelDirError
         from emotion_tf.packaged.archive import read_packaged
 
         try:

@@ -18,7 +18,6 @@ import numpy as np
 
 from emotion_tf.faces.crop import crop_face, framing_of
 from emotion_tf.faces.detector import FaceBox
-from emotion_tf.faces.detectors import VIDEO_DEFAULT_DETECTOR
 from emotion_tf.faces.locate import Detector, resolve_detector
 from emotion_tf.video.prefetch import Prefetch
 from emotion_tf.video.smoothing import DEFAULT_SMOOTH_S, LabelChange, Smoother
@@ -144,7 +143,7 @@ class FrameAnalyzer:
         self.class_names = list(model.class_names)
         self.smooth_s = smooth_s
         self.margin = margin
-        self.tracker = tracker or FaceTracker(resolve_detector(detector or VIDEO_DEFAULT_DETECTOR))
+        self.tracker = tracker or FaceTracker(resolve_detector(detector) if detector else None)
         self.framing = framing_of(self.tracker.detector)
         self.alternate_views = alternates_views(model, smooth_s)
         self._smoothers: dict[int, Smoother] = {}
