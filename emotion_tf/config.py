@@ -53,6 +53,9 @@ class DataConfig:
     align: bool = False
     # A photo without a face: "whole" trains on the whole photo, "skip" leaves it out.
     no_face: Literal["whole", "skip"] = "whole"
+    # How many of a photo's faces (largest first) are trained on, each with the photo's label;
+    # 0 trains on every face found.
+    faces_per_photo: int = 1
     face_cache: str = ""
 
 
@@ -133,6 +136,12 @@ class Config:
             self.data.shuffle_buffer >= 1, "data.shuffle_buffer", self.data.shuffle_buffer, ">= 1"
         )
         _check(self.data.max_pixels >= 1, "data.max_pixels", self.data.max_pixels, ">= 1")
+        _check(
+            self.data.faces_per_photo >= 0,
+            "data.faces_per_photo",
+            self.data.faces_per_photo,
+            ">= 0 (0 means every face)",
+        )
         aug = self.data.augment
         for name in ("rotation", "zoom", "translation", "brightness", "contrast"):
             value = getattr(aug, name)

@@ -85,6 +85,42 @@ def test_photos_are_cropped_once_counted_and_cached(photo_dir: Path, tmp_path: P
     assert len(sorted(cache.glob("haar-*/*.png"))) == 10
 
 
+@pytest.mark.shared_data
+def test_faces_per_photo_trains_on_the_largest_faces_with_the_photo_label(
+    fer_dir: Path, tmp_path: Path
+) -> None:
+    faces = detectable_faces(fer_dir, 6, detector="haar")
+    root = tmp_path / "groups"
+    boxes = [FaceBox(30, 40, 110, 110), FaceBox(230, 200, 170, 170), FaceBox(470, 60, 140, 140)]
+    for split in ("train", "validation"):
+        for label, members in (("happy", faces[:3]), ("sad", faces[3:4])):
+            (root / split / label).mkdir(parents=True)
+            paste(clutter(1), members, boxes[: len(members)]).save(root / split / label / "p.png")
+    cache = tmp_path / "cache"
+
+    def scanned(count: int):
+        extra = {"data.faces_per_photo": count}
+        config = load_config(None, photo_overrides(tmp_path, root, cache, **extra))
+        return load_training_data(config)
+
+    largest = scanned(1)
+    assert largest.splits["train"].counts() == {"happy": 1, "sad": 1}
+    assert largest.faces["train"]["several_faces"] == 1
+    two, every = scanned(2), scanned(0)
+    assert two.splits["train"].counts() == {"happy": 2, "sad": 1}
+    assert every.splits["train"].counts() == {"happy": 3, "sad": 1}
+    assert every.faces["train"]["faces_trained"] == 4 and every.faces["train"]["cached"] == 2
+    # Largest first: the 170 px face, then the 140 px one.
+    assert every.splits["train"].paths[:2] == two.splits["train"].paths[:2]
+    with Image.open(every.splits["train"].paths[0]) as crop:
+        first = np.asarray(crop, dtype=np.float32)
+    with Image.open(every.splits["train"].paths[2]) as crop:
+        smallest = np.asarray(crop, dtype=np.float32)
+    assert not np.array_equal(first, smallest)
+    with pytest.raises(ConfigError, match="data.faces_per_photo"):
+        scanned(-1)
+
+
 @pytest.fixture(scope="module")
 def base_run(tiny_run):
     """The session's tiny run (read only here): init_from reads its best.keras."""

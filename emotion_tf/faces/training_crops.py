@@ -1,9 +1,10 @@
 """`data.faces: detect`: train on the faces of a folder of whole photos.
 
-When the data is scanned, every photo's faces are found and its largest face is cut out exactly
-as `predict` cuts it (same detector, framing, alignment and resize), written as a PNG into a
-cache, and the split then lists the crops instead of the photos. The cache is keyed by the
-photo's bytes and the crop settings, so a rerun or another run on the same photos reuses it.
+When the data is scanned, every photo's faces are found and cut out exactly as `predict` cuts
+them (same detector, framing, alignment and resize), written as PNGs into a cache, and the split
+then lists the crops of each photo's largest faces (`data.faces_per_photo`) instead of the
+photos. The cache is keyed by the photo's bytes and the crop settings, so a rerun or another run
+on the same photos reuses it.
 A photo without a face is trained on whole (`data.no_face: whole`) or left out (`skip`);
 both are counted in the run summary.
 """
@@ -26,7 +27,7 @@ from emotion_tf.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the way crops are cut changes
+CACHE_VERSION = 2  # bump when the way crops are cut changes
 NO_FACE_MARK = ".noface"
 
 
@@ -37,6 +38,7 @@ class FaceSummary:
     photos: int = 0
     with_face: int = 0
     several_faces: int = 0
+    faces_trained: int = 0
     no_face_whole: int = 0
     no_face_skipped: int = 0
     cached: int = 0
@@ -74,19 +76,19 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _crop_one(path: str, data: bytes, config: Config, folder: Path) -> tuple[str | None, int]:
-    """The cached crop of the photo's largest face (made now if missing) and the number of
-    faces found; (None, 0) when there is no face."""
+def _face_crops(path: str, data: bytes, config: Config, folder: Path) -> list[str]:
+    """The cached crops of every face of the photo, largest first (made now if missing); an
+    empty list when there is no face."""
     from emotion_tf.faces.photo import decode_photo
     from emotion_tf.io_utils import atomic_write_bytes, atomic_write_text
     from emotion_tf.predict import face_inputs
 
     digest = hashlib.sha1(data).hexdigest()
-    crop_path, none_path = folder / f"{digest}.png", folder / f"{digest}{NO_FACE_MARK}"
-    if crop_path.is_file():
-        return str(crop_path), int((folder / f"{digest}.faces").read_text() or 1)
+    count_path, none_path = folder / f"{digest}.faces", folder / f"{digest}{NO_FACE_MARK}"
+    if count_path.is_file():  # written last, after every crop
+        return [str(folder / f"{digest}-{i}.png") for i in range(int(count_path.read_text()))]
     if none_path.is_file():
-        return None, 0
+        return []
     channels = config.model.channels
     image = decode_photo(data, channels)
     colour = decode_photo(data, 3) if channels != 3 else None
@@ -102,16 +104,19 @@ def _crop_one(path: str, data: bytes, config: Config, folder: Path) -> tuple[str
     )
     if not regions:
         atomic_write_text(none_path, display_path(path))
-        return None, 0
-    atomic_write_text(folder / f"{digest}.faces", str(len(regions)))
-    atomic_write_bytes(crop_path, _png(inputs[0]))  # regions come largest first
-    return str(crop_path), len(regions)
+        return []
+    crops = [folder / f"{digest}-{i}.png" for i in range(len(regions))]  # largest first
+    for crop, pixels in zip(crops, inputs):
+        atomic_write_bytes(crop, _png(pixels))
+    atomic_write_text(count_path, str(len(regions)))
+    return [str(crop) for crop in crops]
 
 
 def crop_split(
     files: LabelledFiles, config: Config, split: str
 ) -> tuple[LabelledFiles, FaceSummary]:
-    """The split with each photo replaced by its largest face's crop, and what was found."""
+    """The split with each photo replaced by the crops of its largest faces (up to
+    data.faces_per_photo, 0 = all, each with the photo's label), and what was found."""
     from emotion_tf.data.files import read_image_bytes
 
     if config.data.faces != "detect":
@@ -133,16 +138,18 @@ def crop_split(
             data = upright_png(data, info.orientation)
         existed = any(
             (folder / f"{hashlib.sha1(data).hexdigest()}{suffix}").is_file()
-            for suffix in (".png", NO_FACE_MARK)
+            for suffix in (".faces", NO_FACE_MARK)
         )
         summary.cached += existed
-        crop, count = _crop_one(path, data, config, folder)
-        if crop is not None:
+        crops = _face_crops(path, data, config, folder)
+        if crops:
             summary.with_face += 1
-            summary.several_faces += count > 1
-            paths.append(crop)
-            labels.append(label)
-            orientations.append(1)  # crops are cut from the upright photo
+            summary.several_faces += len(crops) > 1
+            kept = crops[: config.data.faces_per_photo or None]
+            summary.faces_trained += len(kept)
+            paths.extend(kept)
+            labels.extend([label] * len(kept))
+            orientations.extend([1] * len(kept))  # crops are cut from the upright photo
             continue
         summary.no_face_files.append(display_path(path))
         if config.data.no_face == "whole":
@@ -153,12 +160,14 @@ def crop_split(
         else:
             summary.no_face_skipped += 1
     log.info(
-        "%s: faces found in %d of %d photos (%d with several; largest face used), %d without a "
-        "face %s; crops in %s",
+        "%s: faces found in %d of %d photos (%d with several; %d faces trained on, %s per "
+        "photo), %d without a face %s; crops in %s",
         split,
         summary.with_face,
         summary.photos,
         summary.several_faces,
+        summary.faces_trained,
+        f"up to {config.data.faces_per_photo}" if config.data.faces_per_photo else "all",
         summary.photos - summary.with_face,
         "trained on whole" if config.data.no_face == "whole" else "left out",
         folder,
