@@ -76,9 +76,9 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _face_crops(path: str, data: bytes, config: Config, folder: Path) -> list[str]:
-    """The cached crops of every face of the photo, largest first (made now if missing); an
-    empty list when there is no face."""
+def _face_crops(path: str, data: bytes, config: Config, folder: Path) -> tuple[list[str], bool]:
+    """The crops of every face of the photo, largest first (an empty list when there is no
+    face), and whether the cache already held them (otherwise they are made now)."""
     from emotion_tf.faces.photo import decode_photo
     from emotion_tf.io_utils import atomic_write_bytes, atomic_write_text
     from emotion_tf.predict import face_inputs
@@ -86,9 +86,10 @@ def _face_crops(path: str, data: bytes, config: Config, folder: Path) -> list[st
     digest = hashlib.sha1(data).hexdigest()
     count_path, none_path = folder / f"{digest}.faces", folder / f"{digest}{NO_FACE_MARK}"
     if count_path.is_file():  # written last, after every crop
-        return [str(folder / f"{digest}-{i}.png") for i in range(int(count_path.read_text()))]
+        count = int(count_path.read_text())
+        return [str(folder / f"{digest}-{i}.png") for i in range(count)], True
     if none_path.is_file():
-        return []
+        return [], True
     channels = config.model.channels
     image = decode_photo(data, channels)
     colour = decode_photo(data, 3) if channels != 3 else None
@@ -104,12 +105,12 @@ def _face_crops(path: str, data: bytes, config: Config, folder: Path) -> list[st
     )
     if not regions:
         atomic_write_text(none_path, display_path(path))
-        return []
+        return [], False
     crops = [folder / f"{digest}-{i}.png" for i in range(len(regions))]  # largest first
     for crop, pixels in zip(crops, inputs):
         atomic_write_bytes(crop, _png(pixels))
     atomic_write_text(count_path, str(len(regions)))
-    return [str(crop) for crop in crops]
+    return [str(crop) for crop in crops], False
 
 
 def crop_split(
@@ -136,12 +137,8 @@ def crop_split(
             from emotion_tf.data.orientation import upright_png
 
             data = upright_png(data, info.orientation)
-        existed = any(
-            (folder / f"{hashlib.sha1(data).hexdigest()}{suffix}").is_file()
-            for suffix in (".faces", NO_FACE_MARK)
-        )
-        summary.cached += existed
-        crops = _face_crops(path, data, config, folder)
+        crops, cached = _face_crops(path, data, config, folder)
+        summary.cached += cached
         if crops:
             summary.with_face += 1
             summary.several_faces += len(crops) > 1
