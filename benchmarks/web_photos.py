@@ -176,7 +176,9 @@ def _points(value: Any) -> dict[str, tuple[float, float]] | None:
 def score(results: list[PhotoResult], rule: str) -> dict[str, Any]:
     predicted = np.array([int(np.argmax(r.probabilities(rule))) for r in results])
     labels = np.array([r.label for r in results])
-    correct = int((predicted == labels).sum())
+    right = predicted == labels
+    correct = int(right.sum())
+    has_face = np.array([bool(r.face_probs) for r in results])
     recalls = [float((predicted[labels == c] == c).mean()) for c in (0, 1) if (labels == c).any()]
     low, high = wilson(correct, len(results))
     return {
@@ -186,16 +188,21 @@ def score(results: list[PhotoResult], rule: str) -> dict[str, Any]:
         "balanced_accuracy": 100 * float(np.mean(recalls)),
         "count": len(results),
         "correct": correct,
-        "no_face": sum(1 for r in results if not r.face_probs),
+        "no_face": int((~has_face).sum()),
+        "correct_no_face": int(right[~has_face].sum()),
+        "correct_with_face": int(right[has_face].sum()),
         "several_faces": sum(1 for r in results if len(r.face_probs) > 1),
         "cpu_per_photo": float(np.mean([r.cpu for r in results])),
     }
 
 
 def add_figures(report: Report, name: str, figures: dict[str, Any], target: float | None) -> None:
+    faces = figures["count"] - figures["no_face"]
     note = (
         f"95% CI {figures['low']:.1f}-{figures['high']:.1f}, "
-        f"{figures['correct']}/{figures['count']} photos"
+        f"{figures['correct']}/{figures['count']} photos "
+        f"(with a face {figures['correct_with_face']}/{faces}, "
+        f"none {figures['correct_no_face']}/{figures['no_face']})"
     )
     op = ">=" if target is not None else ""
     report.add(Figure(f"{name}.accuracy", figures["accuracy"], "%", op, target, note))

@@ -56,6 +56,9 @@ class DataConfig:
     # How many of a photo's faces (largest first) are trained on, each with the photo's label;
     # 0 trains on every face found.
     faces_per_photo: int = 1
+    # Also train on every training photo with a face as a whole image, beside its faces, so the
+    # model that reads photos without a face (classified whole) learns from all of them.
+    whole_photos_too: bool = False
     face_cache: str = ""
 
 

@@ -106,6 +106,26 @@ def test_training_with_ema_reports_and_keeps_a_model(tiny_data_dir: Path, tmp_pa
     assert result.metrics["accuracy"] == metrics["accuracy"]
 
 
+def test_keep_last_with_ema_keeps_the_average_without_choosing(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    # keep: last means no choice on validation: the average is kept whatever it scores.
+    run_dir = tmp_path / "run"
+    overrides = {
+        "train.epochs": 2,
+        "train.ema_momentum": 0.9,
+        "train.keep": "last",
+        "model.normalization": "batch_norm",
+    }
+    config = load_config(None, tiny_overrides(run_dir, tiny_data_dir, **overrides))
+    train(config, export=False)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["kept_weights"] == "weight_average"
+    kept = keras.models.load_model(run_dir / "last.keras")
+    again = predict_split(kept, load_splits(tiny_data_dir)["validation"], config, flip=False)
+    assert again.accuracy == pytest.approx(metrics["weight_average_val_accuracy"], abs=1e-6)
+
+
 def test_ema_momentum_out_of_range_is_a_config_error() -> None:
     from emotion_tf.errors import ConfigError
 

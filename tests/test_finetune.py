@@ -120,6 +120,22 @@ def test_faces_per_photo_trains_on_the_largest_faces_with_the_photo_label(
     with pytest.raises(ConfigError, match="data.faces_per_photo"):
         scanned(-1)
 
+    # whole_photos_too: each training photo also enters whole, beside its largest face;
+    # validation still lists one crop per photo.
+    config = load_config(
+        None, photo_overrides(tmp_path, root, cache, **{"data.whole_photos_too": True})
+    )
+    both = load_training_data(config)
+    train_paths = both.splits["train"].paths
+    assert both.splits["train"].counts() == {"happy": 2, "sad": 2}
+    assert sorted(Path(p).name for p in train_paths if not p.startswith(str(cache))) == [
+        "p.png",
+        "p.png",
+    ]
+    assert both.faces["train"]["whole_with_face"] == 2
+    assert both.splits["validation"].counts() == {"happy": 1, "sad": 1}
+    assert both.faces["validation"]["whole_with_face"] == 0
+
 
 @pytest.fixture(scope="module")
 def base_run(tiny_run):

@@ -6,7 +6,8 @@ then lists the crops of each photo's largest faces (`data.faces_per_photo`) inst
 photos. The cache is keyed by the photo's bytes and the crop settings, so a rerun or another run
 on the same photos reuses it.
 A photo without a face is trained on whole (`data.no_face: whole`) or left out (`skip`);
-both are counted in the run summary.
+both are counted in the run summary. With `data.whole_photos_too`, each training photo with a
+face is also trained on whole, beside its crops (validation keeps one entry per face).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class FaceSummary:
     with_face: int = 0
     several_faces: int = 0
     faces_trained: int = 0
+    whole_with_face: int = 0
     no_face_whole: int = 0
     no_face_skipped: int = 0
     cached: int = 0
@@ -147,6 +149,11 @@ def crop_split(
             paths.extend(kept)
             labels.extend([label] * len(kept))
             orientations.extend([1] * len(kept))  # crops are cut from the upright photo
+            if config.data.whole_photos_too and split == "train":
+                summary.whole_with_face += 1
+                paths.append(path)
+                labels.append(label)
+                orientations.append(orientation)
             continue
         summary.no_face_files.append(display_path(path))
         if config.data.no_face == "whole":
@@ -158,13 +165,14 @@ def crop_split(
             summary.no_face_skipped += 1
     log.info(
         "%s: faces found in %d of %d photos (%d with several; %d faces trained on, %s per "
-        "photo), %d without a face %s; crops in %s",
+        "photo%s), %d without a face %s; crops in %s",
         split,
         summary.with_face,
         summary.photos,
         summary.several_faces,
         summary.faces_trained,
         f"up to {config.data.faces_per_photo}" if config.data.faces_per_photo else "all",
+        f"; {summary.whole_with_face} also whole" if summary.whole_with_face else "",
         summary.photos - summary.with_face,
         "trained on whole" if config.data.no_face == "whole" else "left out",
         folder,

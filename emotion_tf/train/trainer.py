@@ -392,10 +392,10 @@ def train(config: Config, export: bool = True, overwrite: bool = False) -> Train
     average_accuracy = None
     if config.train.ema_momentum:
         average_accuracy = _offer_weight_average(model, config, train_files, val_files, checkpoint)
-    if config.train.keep == "last":
+    if config.train.keep == "last":  # the last epoch's weights, or their average
         if chief:
             atomic_save_model(model, run.last_checkpoint)
-        checkpoint.kept = "last_epoch"
+        checkpoint.kept = "weight_average" if config.train.ema_momentum else "last_epoch"
     elif chief and run.best_checkpoint.is_file():
         model = load_checkpoint(run.best_checkpoint)
     final = predict_split(model, val_files, config, flip=config.model.test_time_flip)
