@@ -111,12 +111,13 @@ def test_recipe_hash_ignores_where_a_run_was_made(tmp_path: Path) -> None:
     from emotion_tf.config import load_config
     from emotion_tf.packaged.build import recipe_hash
 
-    config = load_config(REPO_ROOT / "configs/packaged.yaml")
+    recipe = REPO_ROOT / "configs/packaged-average.yaml"
+    config = load_config(recipe)
     moved = load_config(
-        REPO_ROOT / "configs/packaged.yaml",
-        [f"train.run_dir={tmp_path}", "data.data_dir=/elsewhere"],
+        recipe,
+        [f"train.run_dir={tmp_path}", "data.data_dir=/elsewhere", "train.init_from=/w/run"],
     )
-    changed = load_config(REPO_ROOT / "configs/packaged.yaml", ["train.epochs=3"])
+    changed = load_config(recipe, ["train.ema_momentum=0.99"])
     assert recipe_hash(config) == recipe_hash(moved) != recipe_hash(changed)
     assert config.digest() != moved.digest()
 

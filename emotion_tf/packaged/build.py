@@ -12,10 +12,12 @@ from emotion_tf.errors import ModelDirError
 # Packaged files live in git and inside the wheel: refuse to write one larger than this.
 MAX_PACKAGED_BYTES = 10_000_000
 RUN_METRIC_KEYS = ("accuracy", "balanced_accuracy", "roc_auc", "count", "per_class", "split")
-# Where a run was trained and what it printed do not change the model: the recipe hash leaves
-# them out, so a run of configs/packaged.yaml anywhere has the packaged file's recipe hash.
+# Where a run was trained, where its data and starting run were, and what it printed do not
+# change the recipe: the hash leaves them out, so a run of configs/packaged-average.yaml from
+# any copy of step 1's run has the packaged file's recipe hash.
 PLACE_KEYS = (
     ("data", "data_dir"),
+    ("train", "init_from"),
     ("train", "run_dir"),
     ("train", "export_dir"),
     ("train", "verbose"),
