@@ -12,8 +12,10 @@ photos with several faces, CPU seconds per photo (detection + crops + model; wal
 shared machine is not comparable). `--cv K` adds K-fold cross-validation over train +
 validation (stratified, seeded): the FER-model variants are scored on every photo (they learn
 nothing), the fine-tuned recipe is trained K times on K-1 folds and scored on the held-out
-fold; figures are pooled over all photos. Near-duplicate photos inside train/ may fall in
-different folds (the split keeps them only off validation), which flatters the fine-tuned CV.
+fold; figures are pooled over all photos. Near-duplicate photos (the same picture at another
+size; `emotion_tf.data.near_duplicates`) are kept in one fold, as the train/validation split
+keeps them on one side (`--cv-groups none` deals photos one by one, which flatters the
+fine-tuned CV: a photo's near-copy may be in its training folds).
 
     python -m benchmarks.web_photos --model /work/runs/fer-last-s1337
     python -m benchmarks.web_photos --model RUN --cv 5 --detections /tmp/detections.json
@@ -212,14 +214,26 @@ def add_figures(report: Report, name: str, figures: dict[str, Any], target: floa
     report.add(Figure(f"{name}.cpu_seconds_per_photo", figures["cpu_per_photo"], "s"))
 
 
-def folds(photos: list[tuple[str, int]], k: int, seed: int) -> list[list[int]]:
-    """Stratified folds: indices of each class shuffled and dealt round-robin."""
+def folds(
+    photos: list[tuple[str, int]], k: int, seed: int, groups: list[int] | None = None
+) -> list[list[int]]:
+    """Stratified folds: each class's groups (one per photo when `groups` is None; else
+    near-duplicates share a group, so they never fall on both sides of a fold) are shuffled and
+    each is given to the fold holding the fewest photos of that class so far."""
     rng = np.random.default_rng(seed)
+    group_of = groups if groups is not None else list(range(len(photos)))
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(group_of):
+        members.setdefault(g, []).append(i)
     out: list[list[int]] = [[] for _ in range(k)]
     for label in sorted({label for _, label in photos}):
-        members = [i for i, (_, lab) in enumerate(photos) if lab == label]
-        for n, i in enumerate(rng.permutation(members)):
-            out[n % k].append(int(i))
+        # A group that spans classes goes with its first photo's class.
+        ids = [g for g, m in members.items() if photos[m[0]][1] == label]
+        counts = [0] * k
+        for g in rng.permutation(ids):
+            target = min(range(k), key=lambda f: (counts[f], len(out[f])))
+            out[target].extend(members[int(g)])
+            counts[target] += len(members[int(g)])
     return out
 
 
@@ -291,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detections", help="JSON cache of detections (reused across runs)")
     parser.add_argument("--cv", type=int, default=0, help="K-fold cross-validation over all")
     parser.add_argument("--seed", type=int, default=0, help="fold assignment seed")
+    parser.add_argument(
+        "--cv-groups",
+        choices=("near-duplicates", "none"),
+        default="near-duplicates",
+        help="keep near-duplicate photos in one fold (as the train/validation split does)",
+    )
     parser.add_argument("--no-finetune", action="store_true", help="skip the fine-tuned recipe")
     parser.add_argument(
         "--set",
@@ -396,7 +416,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.cv:
             pooled: list[PhotoResult] = []
-            for k, fold in enumerate(folds(everything, args.cv, args.seed)):
+            groups = None
+            if args.cv_groups == "near-duplicates":
+                from emotion_tf.data.near_duplicates import near_duplicate_groups
+
+                groups = near_duplicate_groups([path for path, _ in everything])
+                report.details["cv.near_duplicate_photos"] = len(groups) - len(set(groups))
+            for k, fold in enumerate(folds(everything, args.cv, args.seed, groups)):
                 held = set(fold)
                 fit_on = [p for i, p in enumerate(everything) if i not in held]
                 scored, _ = finetune(
