@@ -33,6 +33,12 @@ class AugmentConfig:
     brightness: float = 0.1
     contrast: float = 0.1
     erase: float = 0.0  # probability of erasing one random rectangle (random erasing)
+    # Degradations seen in web photos, each with its probability per image (0: off): a
+    # Gaussian blur (sigma 0.5-2 px), a down-scaling to 25-75% and back up, a JPEG round trip
+    # (quality 20-90).
+    blur: float = 0.0
+    downscale: float = 0.0
+    jpeg: float = 0.0
     mixup: float = 0.0  # Beta(alpha, alpha) of image and label blends; 0 switches mixup off
 
 
@@ -149,7 +155,9 @@ class Config:
         for name in ("rotation", "zoom", "translation", "brightness", "contrast"):
             value = getattr(aug, name)
             _check(0.0 <= value < 1.0, f"data.augment.{name}", value, "in [0, 1)")
-        _check(0.0 <= aug.erase <= 1.0, "data.augment.erase", aug.erase, "in [0, 1]")
+        for name in ("erase", "blur", "downscale", "jpeg"):
+            value = getattr(aug, name)
+            _check(0.0 <= value <= 1.0, f"data.augment.{name}", value, "in [0, 1]")
         _check(aug.mixup >= 0.0, "data.augment.mixup", aug.mixup, ">= 0 (0 switches it off)")
         _check(
             16 <= self.model.input_size <= 1024,

@@ -185,3 +185,49 @@ def test_training_batches_build_under_a_global_seed_of_zero(tiny_data_dir) -> No
     finally:
         tf.random.set_seed(None)
     assert steps > 0 and images.shape[0] == labels.shape[0] == config.data.batch_size
+
+
+def high_frequency(images: np.ndarray) -> np.ndarray:
+    """Mean absolute difference between horizontal neighbours, per image."""
+    return np.abs(np.diff(images, axis=2)).mean(axis=(1, 2, 3))
+
+
+@pytest.mark.parametrize("name", ["blur", "downscale", "jpeg"])
+def test_web_degradations_soften_detail_keep_the_mean_and_repeat(
+    batch: np.ndarray, name: str
+) -> None:
+    augment = build_augmenter(only(**{name: 1.0}))
+    out = augment(batch, seed(4)).numpy()
+    np.testing.assert_array_equal(out, augment(batch, seed(4)).numpy())
+    assert out.shape == batch.shape and out.min() >= 0.0 and out.max() <= 255.0
+    # Pixel noise is the detail each of them removes; the overall brightness stays.
+    assert (high_frequency(out) < 0.8 * high_frequency(batch)).all()
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), batch.mean(axis=(1, 2, 3)), atol=6.0)
+
+
+@pytest.mark.parametrize("name", ["blur", "downscale", "jpeg"])
+def test_web_degradation_probability_leaves_some_images_as_they_were(
+    batch: np.ndarray, name: str
+) -> None:
+    out = build_augmenter(only(**{name: 0.5}))(batch, seed(6)).numpy()
+    untouched = [np.array_equal(a, b) for a, b in zip(out, batch)]
+    assert 0 < sum(untouched) < len(untouched)
+
+
+def test_web_degradations_work_in_the_training_pipeline(noise_data: Path) -> None:
+    files = load_splits(noise_data)["train"]
+    overrides = ["model.input_size=24", "data.batch_size=4", "model.channels=1"]
+    augmented = [f"data.augment.{n}=1.0" for n in ("blur", "downscale", "jpeg")]
+    plain, _ = training_epochs(files, load_config(None, overrides))
+    degraded, _ = training_epochs(files, load_config(None, overrides + augmented))
+    first = next(iter(plain))[0].numpy()
+    second = next(iter(degraded))[0].numpy()
+    assert second.shape == first.shape == (4, 24, 24, 1)
+    assert high_frequency(second).mean() < 0.8 * high_frequency(first).mean()
+
+
+def test_web_degradation_probabilities_are_checked() -> None:
+    from emotion_tf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.augment.jpeg"):
+        load_config(None, ["data.augment.jpeg=1.5"])

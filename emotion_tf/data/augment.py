@@ -42,6 +42,8 @@ class Augmenter:
                 images = self._recolour(images, draws)
             if self.config.erase:
                 images = self._erase(images, tf.random.experimental.stateless_fold_in(seed, 2))
+            if self.config.blur or self.config.downscale or self.config.jpeg:
+                images = self._degrade(images, tf.random.experimental.stateless_fold_in(seed, 3))
             return images
 
     def _warp(self, images: tf.Tensor, draws: tf.Tensor) -> tf.Tensor:
@@ -99,6 +101,65 @@ class Augmenter:
         mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
         return tf.where(inside[..., None], mean, images)
 
+    def _degrade(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """Web-photo degradations, each applied to a random share of the images: blur, down-
+        scaling and JPEG compression. The blur width and the scale are drawn once per batch."""
+        cfg = self.config
+        count = tf.shape(images)[0]
+        picks = tf.random.stateless_uniform([count, 3], seed=seed)
+        strength = tf.random.stateless_uniform(
+            [2], seed=tf.random.experimental.stateless_fold_in(seed, 1)
+        )
+
+        def chosen(column: int, probability: float, changed: tf.Tensor) -> tf.Tensor:
+            mask = picks[:, column] < probability
+            return tf.where(mask[:, None, None, None], changed, images)
+
+        if cfg.blur:
+            images = chosen(0, cfg.blur, _gaussian_blur(images, 0.5 + 1.5 * strength[0]))
+        if cfg.downscale:
+            images = chosen(1, cfg.downscale, _down_and_up(images, 0.25 + 0.5 * strength[1]))
+        if cfg.jpeg:
+            qualities = tf.random.experimental.stateless_fold_in(seed, 2)
+            images = chosen(2, cfg.jpeg, _jpeg_round_trip(images, qualities))
+        return images
+
+
+def _gaussian_blur(images: tf.Tensor, sigma: tf.Tensor, radius: int = 4) -> tf.Tensor:
+    """A separable Gaussian blur with mirrored borders."""
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)
+    kernel = tf.exp(-0.5 * tf.square(taps / sigma))
+    kernel /= tf.reduce_sum(kernel)
+    channels = int(images.shape[-1])
+    padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], "REFLECT")
+    across = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, channels, 1])
+    down = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, channels, 1])
+    out = tf.nn.depthwise_conv2d(padded, across, [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(out, down, [1, 1, 1, 1], "VALID")
+
+
+def _down_and_up(images: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """The images resized to `scale` of their size (antialiased) and back (bilinear)."""
+    height, width = int(images.shape[1]), int(images.shape[2])
+    small = tf.maximum(tf.cast(tf.round(scale * [height, width]), tf.int32), 1)
+    shrunk = tf.image.resize(images, small, antialias=True)
+    return tf.clip_by_value(tf.image.resize(shrunk, [height, width]), 0.0, 255.0)
+
+
+def _jpeg_round_trip(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Each image JPEG-encoded at a random quality of 20-90 and decoded again."""
+    count = tf.shape(images)[0]
+    seeds = tf.random.stateless_uniform([count, 2], seed=seed, maxval=2**31 - 1, dtype=tf.int64)
+
+    def one(args: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        image, image_seed = args
+        compressed = tf.image.stateless_random_jpeg_quality(image / 255.0, 20, 90, image_seed)
+        return compressed * 255.0
+
+    shape = images.shape
+    out = tf.map_fn(one, (images, seeds), fn_output_signature=tf.float32)
+    return tf.ensure_shape(out, shape)
+
 
 def build_augmenter(config: AugmentConfig) -> Augmenter | None:
     """The configured augmenter, or None when every transform is switched off."""
@@ -110,6 +171,9 @@ def build_augmenter(config: AugmentConfig) -> Augmenter | None:
         or config.brightness
         or config.contrast
         or config.erase
+        or config.blur
+        or config.downscale
+        or config.jpeg
     ):
         return None
     return Augmenter(config)
