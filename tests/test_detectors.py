@@ -64,6 +64,18 @@ def test_detector_finds_nothing_in_clutter(name: str) -> None:
     assert detector.detect(np.zeros((8, 8, 3), np.uint8)) == []
 
 
+def test_blazeface_never_answers_with_a_box_centred_off_the_photo() -> None:
+    # The photo is padded to a square before detection; at a threshold of 0 every anchor
+    # answers, and those centred in the padding must not come back.
+    from emotion_tf.faces.blazeface import BlazeFaceDetector
+
+    wide = np.asarray(clutter(2).resize((600, 120)))
+    boxes = BlazeFaceDetector(min_score=0.0).detect(wide)
+    assert boxes
+    for box in boxes:
+        assert 0 <= box.x + box.w / 2 < 600 and 0 <= box.y + box.h / 2 < 120, box
+
+
 def test_detector_names_and_defaults_agree_with_the_config() -> None:
     assert DEFAULT_DETECTOR in DETECTORS
     assert Config().data.detector == DEFAULT_DETECTOR

@@ -100,8 +100,9 @@ class BlazeFaceDetector:
             cx = raw[i, 0] / self.size + self._anchors[i, 0]
             cy = raw[i, 1] / self.size + self._anchors[i, 1]
             w, h = raw[i, 2] / self.size, raw[i, 3] / self.size
-            if w <= 0 or h <= 0:
-                continue
+            centre_x, centre_y = cx * side - ox, cy * side - oy
+            if w <= 0 or h <= 0 or not (0 <= centre_x < width and 0 <= centre_y < height):
+                continue  # a box centred in the square's padding is not on the photo
             points = {
                 name: (
                     float((raw[i, 4 + 2 * k] / self.size + self._anchors[i, 0]) * side - ox),
