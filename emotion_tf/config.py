@@ -66,6 +66,11 @@ class DataConfig:
     # model that reads photos without a face (classified whole) learns from all of them.
     whole_photos_too: bool = False
     face_cache: str = ""
+    # Rehearsal while fine-tuning: up to rehearsal_per_class training images of each class,
+    # drawn once (seeded) from this data dir's train/ (for example the FER2013 data the starting
+    # model learned from), are mixed into every epoch. Empty: off.
+    rehearsal_dir: str = ""
+    rehearsal_per_class: int = 100
 
 
 @dataclasses.dataclass
@@ -150,6 +155,12 @@ class Config:
             "data.faces_per_photo",
             self.data.faces_per_photo,
             ">= 0 (0 means every face)",
+        )
+        _check(
+            self.data.rehearsal_per_class >= 1,
+            "data.rehearsal_per_class",
+            self.data.rehearsal_per_class,
+            ">= 1",
         )
         aug = self.data.augment
         for name in ("rotation", "zoom", "translation", "brightness", "contrast"):

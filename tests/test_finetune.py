@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from emotion_tf.config import load_config
-from emotion_tf.errors import ConfigError
+from emotion_tf.errors import ConfigError, DataError
 from emotion_tf.faces.detector import FaceBox
 from emotion_tf.train.trainer import load_training_data, train
 from tests.conftest import REPO_ROOT, tiny_overrides
@@ -261,3 +261,34 @@ def test_web_photos_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert report["details"]["validation.finetuned"]["count"] == 6
     assert "SUMMARY validation.finetuned.accuracy" in capsys.readouterr().out
     assert module.wilson(85, 100) == pytest.approx((76.7, 90.7), abs=0.1)
+
+
+@pytest.mark.shared_data
+def test_rehearsal_mixes_a_seeded_sample_of_another_data_set_into_train(
+    photo_dir: Path, fer_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    extra = {"data.rehearsal_dir": str(fer_dir), "data.rehearsal_per_class": 3}
+    config = load_config(None, photo_overrides(tmp_path / "r", photo_dir, cache, **extra))
+    data = load_training_data(config)
+    train = data.splits["train"]
+    fer_train = str(fer_dir / "train")
+    added = [(p, label) for p, label in zip(train.paths, train.labels) if p.startswith(fer_train)]
+    assert len(added) == 6 and data.rehearsal["counts"] == {"happy": 3, "sad": 3}
+    assert all(Path(p).parent.name == ("happy", "sad")[label] for p, label in added)
+    plain = load_training_data(load_config(None, photo_overrides(tmp_path / "p", photo_dir, cache)))
+    assert train.paths[: len(plain.splits["train"].paths)] == plain.splits["train"].paths
+    assert len(train.paths) == len(plain.splits["train"].paths) + 6
+    assert data.splits["validation"].paths == plain.splits["validation"].paths  # untouched
+    assert load_training_data(config).splits["train"].paths == train.paths  # seeded
+    other = load_config(None, photo_overrides(tmp_path / "s", photo_dir, cache, **extra))
+    other.train.seed += 1
+    assert load_training_data(other).splits["train"].paths != train.paths
+    missing = photo_overrides(tmp_path / "m", photo_dir, cache, **{"data.rehearsal_dir": "/nope"})
+    with pytest.raises(DataError, match="/nope"):
+        load_training_data(load_config(None, missing))
+    with pytest.raises(ConfigError, match="data.rehearsal_per_class"):
+        load_config(
+            None,
+            photo_overrides(tmp_path, photo_dir, cache, **{**extra, "data.rehearsal_per_class": 0}),
+        )

@@ -84,6 +84,7 @@ class TrainingData:
     data_format: str  # "folders" or "tfrecord"
     file_list_hash: str
     faces: dict[str, Any] = dataclasses.field(default_factory=dict)  # data.faces: detect
+    rehearsal: dict[str, Any] = dataclasses.field(default_factory=dict)  # data.rehearsal_dir
 
     def summary(self) -> dict[str, Any]:
         """Counts for run_info.json: enough to audit what a run was trained on."""
@@ -104,6 +105,7 @@ class TrainingData:
             ),
             "exif_rotated": exif,
             **({"faces": self.faces} if self.faces else {}),
+            **({"rehearsal": self.rehearsal} if self.rehearsal else {}),
         }
 
 
@@ -176,6 +178,8 @@ def load_training_data(config: Config) -> TrainingData:
             "data.faces=detect needs a folder of photos, not TFRecords: "
             f"{data_dir} (convert the face crops with `emotion-tf data crop-faces` first)"
         )
+    if is_tfrecord_dir(data_dir) and config.data.rehearsal_dir:
+        raise ConfigError(f"data.rehearsal_dir needs a folder of images, not TFRecords: {data_dir}")
     if is_tfrecord_dir(data_dir):
         manifest = read_manifest(data_dir)
         skipped = [
@@ -222,7 +226,14 @@ def load_training_data(config: Config) -> TrainingData:
                 "seconds": round(time.monotonic() - started, 1),
             }
         )
-    return TrainingData(splits, skipped, "folders", data_hash, faces)
+    rehearsal: dict[str, Any] = {}
+    if config.data.rehearsal_dir:
+        from emotion_tf.data.rehearsal import add_rehearsal
+
+        splits["train"], rehearsal, bad = add_rehearsal(splits["train"], config)
+        skipped.extend(bad)
+        log.info("rehearsal: %s from %s mixed into train", rehearsal["counts"], rehearsal["dir"])
+    return TrainingData(splits, skipped, "folders", data_hash, faces, rehearsal)
 
 
 def _verbosity(setting: int) -> int:
