@@ -122,6 +122,24 @@ def test_recipe_hash_ignores_where_a_run_was_made(tmp_path: Path) -> None:
     assert config.digest() != moved.digest()
 
 
+def test_recipe_survives_options_added_after_packing() -> None:
+    import copy
+
+    from emotion_tf.config import load_config
+    from emotion_tf.packaged.build import recipe_differences, recipe_hash
+
+    recipe = REPO_ROOT / "configs/packaged-average.yaml"
+    config = load_config(recipe)
+    stored = copy.deepcopy(config.to_dict())
+    del stored["data"]["augment"]["jpeg"]  # packed before the option existed
+    del stored["data"]["rehearsal_dir"]
+    assert recipe_differences(stored, config) == []
+    assert recipe_hash(load_config(recipe, ["data.augment.jpeg=0.0"])) == recipe_hash(config)
+    changed = load_config(recipe, ["data.augment.jpeg=0.5", "train.epochs=3"])
+    assert recipe_differences(stored, changed) == ["data.augment.jpeg", "train.epochs"]
+    assert recipe_hash(changed) != recipe_hash(config)
+
+
 def test_packaged_model_benchmark_runs_at_tiny_size(
     tiny_run: Path, tiny_data_dir: Path, tmp_path: Path
 ) -> None:

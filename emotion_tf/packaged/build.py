@@ -24,36 +24,48 @@ PLACE_KEYS = (
 )
 
 
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config sections as {"data.augment.flip": value, ...}."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _recipe_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a config dict that differ from today's defaults, without PLACE_KEYS."""
+    from emotion_tf.config import Config
+
+    place = {f"{section}.{key}" for section, key in PLACE_KEYS}
+    defaults = _flat(Config().to_dict())
+    return {
+        key: value
+        for key, value in _flat(values).items()
+        if key not in place and (key not in defaults or value != defaults[key])
+    }
+
+
 def recipe_hash(config: Any) -> str:
-    """A hash of the resolved config without paths and verbosity (see PLACE_KEYS)."""
+    """A hash of the config's settings that differ from the defaults, without paths and
+    verbosity (PLACE_KEYS): an option added later at its default leaves the hash as it was."""
     import hashlib
 
-    values = config.to_dict()
-    for section, key in PLACE_KEYS:
-        values[section].pop(key, None)
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    settings = _recipe_settings(config.to_dict())
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def recipe_differences(stored: dict[str, Any], config: Any) -> list[str]:
-    """Settings where `config` differs from a packaged file's stored config, as dotted keys.
+    """Settings where `config` differs from a packaged file's stored config, as dotted keys
+    (nested sections too: "data.augment.flip").
 
     Paths and verbosity (PLACE_KEYS) do not count. A setting the stored config lacks (an option
     added to the code after the file was packed) must be at its default in `config`.
     """
-    from emotion_tf.config import Config
-
-    place = {f"{section}.{key}" for section, key in PLACE_KEYS}
-    defaults = Config().to_dict()
-    differences = []
-    for section, values in config.to_dict().items():
-        for key, value in values.items():
-            dotted = f"{section}.{key}"
-            if dotted in place:
-                continue
-            expected = stored.get(section, {}).get(key, defaults[section][key])
-            if value != expected:
-                differences.append(dotted)
-    return differences
+    ours, theirs = _recipe_settings(config.to_dict()), _recipe_settings(stored)
+    return sorted(key for key in ours.keys() | theirs.keys() if ours.get(key) != theirs.get(key))
 
 
 @dataclasses.dataclass
