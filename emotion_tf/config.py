@@ -316,6 +316,17 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def flat_settings(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config sections as dotted keys: {"data.augment.flip": True, ...}."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """Turn `train.epochs=3` into `{"train": {"epochs": 3}}`; the value is parsed as YAML."""
     if "=" not in text:

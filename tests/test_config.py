@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emotion_tf.config import Config, load_config, parse_override
+from emotion_tf.config import Config, flat_settings, load_config, parse_override
 from emotion_tf.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,23 +17,13 @@ def test_defaults_validate():
     assert config.model.input_size == 227
 
 
-def _leaves(tree: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load_and_apply_every_key(path: Path):
     """Each key a shipped config sets reaches the loaded Config with the value written."""
     config = load_config(path)
-    written = _leaves(yaml.safe_load(path.read_text()))
+    written = flat_settings(yaml.safe_load(path.read_text()))
     assert written, f"{path} sets nothing"
-    loaded = _leaves(config.to_dict())
+    loaded = flat_settings(config.to_dict())
     for key, value in written.items():
         assert loaded[key] == value, key
 

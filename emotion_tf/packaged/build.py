@@ -24,26 +24,15 @@ PLACE_KEYS = (
 )
 
 
-def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config sections as {"data.augment.flip": value, ...}."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _recipe_settings(values: dict[str, Any]) -> dict[str, Any]:
     """The settings of a config dict that differ from today's defaults, without PLACE_KEYS."""
-    from emotion_tf.config import Config
+    from emotion_tf.config import Config, flat_settings
 
     place = {f"{section}.{key}" for section, key in PLACE_KEYS}
-    defaults = _flat(Config().to_dict())
+    defaults = flat_settings(Config().to_dict())
     return {
         key: value
-        for key, value in _flat(values).items()
+        for key, value in flat_settings(values).items()
         if key not in place and (key not in defaults or value != defaults[key])
     }
 
