@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from emotion_tf.config import Config
-from emotion_tf.data.files import discover_classes, list_split
+from emotion_tf.data.files import discover_classes, list_split, split_folder
 from emotion_tf.data.pipeline import Split, decoded_examples
 from emotion_tf.errors import DataError
 from emotion_tf.faces.locate import (
@@ -98,14 +98,6 @@ def predict_split(
     return SplitPredictions(np.concatenate(labels), np.concatenate(probabilities), mistakes)
 
 
-def resolve_eval_dir(data_dir: Path) -> Path:
-    """`data_dir/validation` if `data_dir` is a data dir with splits, else `data_dir` itself."""
-    data_dir = Path(data_dir)
-    if (data_dir / "validation").is_dir() and (data_dir / "train").is_dir():
-        return data_dir / "validation"
-    return data_dir
-
-
 def _one_row_per_file(
     model: Predictor,
     paths: list[str],
@@ -178,7 +170,7 @@ def predict_labelled(
     """
     check_mode(faces, fallback)
     check_photo_rule(rule)
-    folder = resolve_eval_dir(data_dir)
+    folder = split_folder(data_dir, "validation")
     found = discover_classes(folder)
     unknown = sorted(set(found) - set(model.class_names))
     if unknown:

@@ -142,6 +142,15 @@ def list_split(split_dir: Path, class_names: list[str] | None = None) -> Labelle
     return LabelledFiles(list(names), paths, labels, ignored)
 
 
+def split_folder(data_dir: str | Path, split: str) -> Path:
+    """`data_dir/split` when `data_dir` is a data dir (train/ and validation/), else `data_dir`
+    itself (a folder of class sub-folders)."""
+    data_dir = Path(data_dir)
+    if (data_dir / "validation").is_dir() and (data_dir / "train").is_dir():
+        return data_dir / split
+    return data_dir
+
+
 def load_splits(data_dir: Path) -> dict[str, LabelledFiles]:
     """List train and validation; their class folders must match."""
     data_dir = Path(data_dir)

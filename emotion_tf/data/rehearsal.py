@@ -7,19 +7,19 @@ the original training images into every epoch keeps that reading in practice ("r
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from emotion_tf.config import Config
-from emotion_tf.data.files import BadFile, LabelledFiles, display_path, list_split, scan_split
-
-
-def rehearsal_source(folder: str | Path) -> Path:
-    """The folder of class sub-folders to sample: DIR/train when DIR is a data dir."""
-    folder = Path(folder)
-    return folder / "train" if (folder / "train").is_dir() else folder
+from emotion_tf.data.files import (
+    BadFile,
+    LabelledFiles,
+    display_path,
+    list_split,
+    scan_split,
+    split_folder,
+)
 
 
 def add_rehearsal(
@@ -27,7 +27,7 @@ def add_rehearsal(
 ) -> tuple[LabelledFiles, dict[str, Any], list[BadFile]]:
     """`train` with up to data.rehearsal_per_class images of each class drawn (seeded by
     train.seed) from data.rehearsal_dir; also what was added and the unusable files left out."""
-    source = rehearsal_source(config.data.rehearsal_dir)
+    source = split_folder(config.data.rehearsal_dir, "train")
     pool = list_split(source, train.class_names)  # one-line DataError on a missing class
     rng = np.random.default_rng(config.train.seed)
     labels = np.asarray(pool.labels)
