@@ -219,6 +219,36 @@ def test_init_from_bad_sources_are_one_line_errors(base_run, tmp_path: Path) -> 
         initialise_from(model, str(base_run.run_dir), ["cats", "dogs"])
 
 
+def test_a_gray_model_starts_a_colour_model_that_reads_colour_as_its_gray_conversion(
+    tmp_path: Path,
+) -> None:
+    """model.channels: 3 from a gray model: conv1 is spread over R, G, B by the luma weights,
+    so before any training the colour model's answer on a colour image is the gray model's
+    on the image's gray conversion (and fine-tuning may then learn from colour)."""
+    from emotion_tf.model.alexnet import build_alexnet
+    from emotion_tf.train.init_from import LUMA, initialise_from
+
+    def model_with(channels: int) -> keras.Model:
+        overrides = tiny_overrides(tmp_path / "r", tmp_path, **{"model.channels": channels})
+        return build_alexnet(load_config(None, overrides).model, 2)
+
+    keras.utils.set_random_seed(0)
+    gray_model, colour_model = model_with(1), model_with(3)
+    gray_model.save(tmp_path / "gray.keras")
+    initialise_from(colour_model, str(tmp_path / "gray.keras"), ["happy", "sad"])
+    size = gray_model.input_shape[1]
+    images = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype("float32")
+    gray = (images * np.asarray(LUMA, "float32")).sum(-1, keepdims=True)
+    ours = colour_model.predict(images, verbose=0)
+    theirs = gray_model.predict(gray, verbose=0)
+    np.testing.assert_allclose(ours, theirs, atol=1e-3)
+    assert np.ptp(theirs[:, 0]) > 1e-4  # the images get different answers: a real check
+    # Colour to gray is not a widening: it stays an error naming the shapes.
+    colour_model.save(tmp_path / "colour.keras")
+    with pytest.raises(ConfigError, match="takes inputs of shape"):
+        initialise_from(model_with(1), str(tmp_path / "colour.keras"), ["happy", "sad"])
+
+
 def test_init_from_packaged_copies_the_packaged_weights(tmp_path: Path) -> None:
     """`train.init_from: packaged` (or the .npz path) starts from the model in the package."""
     from emotion_tf.model.alexnet import build_alexnet

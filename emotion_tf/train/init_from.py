@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from emotion_tf.errors import ConfigError, ModelDirError
 from emotion_tf.predictors.resolve import PACKAGED_SUFFIX
@@ -20,6 +21,9 @@ CHECKPOINTS = ("best.keras", "last.keras")
 # any other packaged .npz file is named by its path.
 PACKAGED = "packaged"
 CONV_PREFIXES = ("conv1", "conv2", "conv3", "conv4", "conv5")
+# tf.image.rgb_to_grayscale's weights: a gray model's first filters, spread over R, G and B by
+# these, see a colour image exactly as the gray model sees its gray conversion.
+LUMA = (0.2989, 0.5870, 0.1140)
 
 
 def resolve_init_file(source: str | Path) -> Path:
@@ -108,6 +112,9 @@ def copy_weights(source: keras.Model, target: keras.Model, origin: str) -> int:
     for layer in ours:
         values = theirs[layer.name].get_weights()
         shapes = [tuple(w.shape) for w in layer.weights]
+        values = [
+            gray_to_colour(v, s) if layer.name == "conv1" else v for v, s in zip(values, shapes)
+        ]
         if [tuple(v.shape) for v in values] != shapes:
             raise ConfigError(
                 f"train.init_from: layer {layer.name} of {origin} has weights of shapes "
@@ -118,11 +125,28 @@ def copy_weights(source: keras.Model, target: keras.Model, origin: str) -> int:
     return len(ours)
 
 
+def gray_to_colour(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A gray model's first kernel [k, k, 1, n] spread over 3 input channels (LUMA) when
+    `shape` asks for colour; any other kernel unchanged."""
+    if (
+        kernel.ndim == 4
+        and kernel.shape[2] == 1
+        and shape[:2] + shape[3:] == kernel.shape[:2] + kernel.shape[3:]
+        and shape[2] == 3
+    ):
+        return np.concatenate([kernel * weight for weight in LUMA], axis=2)
+    return kernel
+
+
 def initialise_from(model: keras.Model, source: str, class_names: list[str]) -> None:
-    """Load `source` and copy its weights into `model` (built from this run's config)."""
+    """Load `source` and copy its weights into `model` (built from this run's config). A gray
+    model may start a colour one (model.channels: 3): it then reads colour photos as it read
+    their gray conversions, and fine-tuning can learn from colour."""
     trained = load_init_model(source)
     origin = str(resolve_init_file(source))
-    if tuple(trained.input_shape[1:]) != tuple(model.input_shape[1:]):
+    theirs, ours = tuple(trained.input_shape[1:]), tuple(model.input_shape[1:])
+    gray_to_colour_ok = (theirs[2], ours[2]) == (1, 3)
+    if theirs[:2] != ours[:2] or (theirs[2] != ours[2] and not gray_to_colour_ok):
         raise ConfigError(
             f"train.init_from: {origin} takes inputs of shape {tuple(trained.input_shape[1:])}, "
             f"this config's model {tuple(model.input_shape[1:])} (model.input_size, channels)"
