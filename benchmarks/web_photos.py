@@ -64,6 +64,7 @@ class PhotoResult:
     areas: list[float]
     whole: list[float] | None  # the whole photo's probabilities when no face was found
     cpu: float
+    second_look: bool = False  # the faces came from --fallback second-look
 
     def probabilities(self, rule: str) -> np.ndarray:
         from emotion_tf.faces.photo_label import photo_probabilities
@@ -135,10 +136,13 @@ def classify(
     detections: dict[str, Any],
     align: bool,
     mode: str = "detect",
+    fallback: str = "whole-image",
 ) -> list[PhotoResult]:
-    """Every photo through `face_inputs` with the stored boxes, then the model."""
+    """Every photo through `face_inputs` with the stored boxes, then the model; a photo with
+    no face stored is classified whole (or, with `fallback="second-look"`, looked at again)."""
     from emotion_tf.data.files import read_upright_image as _read
     from emotion_tf.faces.detector import FaceBox
+    from emotion_tf.faces.locate import SOURCE_SECOND_LOOK
     from emotion_tf.faces.photo import decode_photo
     from emotion_tf.predict import face_inputs
 
@@ -154,7 +158,7 @@ def classify(
             image,
             model.input_size,
             mode,  # type: ignore[arg-type]
-            "whole-image",
+            fallback,  # type: ignore[arg-type]
             None,
             FixedBoxes(detector, boxes),
             align,
@@ -165,7 +169,8 @@ def classify(
         detected = [r for r in regions if not r.is_whole_image]
         if detected:
             areas = [float(r.box.area) for r in detected]
-            results.append(PhotoResult(path, label, probs, areas, None, cpu))
+            faint = detected[0].source == SOURCE_SECOND_LOOK
+            results.append(PhotoResult(path, label, probs, areas, None, cpu, faint))
         else:
             results.append(PhotoResult(path, label, [], [], probs[0], cpu))
     return results
@@ -181,6 +186,7 @@ def score(results: list[PhotoResult], rule: str) -> dict[str, Any]:
     right = predicted == labels
     correct = int(right.sum())
     has_face = np.array([bool(r.face_probs) for r in results])
+    faint = np.array([r.second_look for r in results], bool)
     recalls = [float((predicted[labels == c] == c).mean()) for c in (0, 1) if (labels == c).any()]
     low, high = wilson(correct, len(results))
     return {
@@ -192,18 +198,22 @@ def score(results: list[PhotoResult], rule: str) -> dict[str, Any]:
         "correct": correct,
         "no_face": int((~has_face).sum()),
         "correct_no_face": int(right[~has_face].sum()),
-        "correct_with_face": int(right[has_face].sum()),
+        "correct_with_face": int(right[has_face & ~faint].sum()),
+        "second_look": int(faint.sum()),
+        "correct_second_look": int(right[faint].sum()),
         "several_faces": sum(1 for r in results if len(r.face_probs) > 1),
         "cpu_per_photo": float(np.mean([r.cpu for r in results])),
     }
 
 
 def add_figures(report: Report, name: str, figures: dict[str, Any], target: float | None) -> None:
-    faces = figures["count"] - figures["no_face"]
+    faint = figures["second_look"]
+    faces = figures["count"] - figures["no_face"] - faint
+    second = f"second look {figures['correct_second_look']}/{faint}, " if faint else ""
     note = (
         f"95% CI {figures['low']:.1f}-{figures['high']:.1f}, "
         f"{figures['correct']}/{figures['count']} photos "
-        f"(with a face {figures['correct_with_face']}/{faces}, "
+        f"(with a face {figures['correct_with_face']}/{faces}, {second}"
         f"none {figures['correct_no_face']}/{figures['no_face']})"
     )
     op = ">=" if target is not None else ""
@@ -282,8 +292,14 @@ def finetune(
     model = LoadedExport(result.export_path)
     names = [config.data.detector]
     detections = detect_all(evaluate_on, names, face_cache / "detections.json")
+    fallback = "second-look" if config.data.no_face == "second-look" else "whole-image"
     scored = classify(
-        model, evaluate_on, config.data.detector, detections[names[0]], config.data.align
+        model,
+        evaluate_on,
+        config.data.detector,
+        detections[names[0]],
+        config.data.align,
+        fallback=fallback,
     )
     return scored, {**seconds, "config": config.to_dict()}
 
@@ -371,6 +387,18 @@ def main(argv: list[str] | None = None) -> int:
                             note=(f"95% CI {figures['low']:.1f}-{figures['high']:.1f}"),
                         )
                     )
+        if DEFAULT_DETECTOR in names:
+            faint = classify(
+                model,
+                photos,
+                DEFAULT_DETECTOR,
+                detections[DEFAULT_DETECTOR],
+                DEFAULT_ALIGN,
+                fallback="second-look",
+            )
+            name = f"{split}.fer.{DEFAULT_DETECTOR}.second_look.{DEFAULT_PHOTO_RULE}"
+            report.details[name] = score(faint, DEFAULT_PHOTO_RULE)
+            add_figures(report, name, report.details[name], None)
         if split == "validation" and DEFAULT_DETECTOR in names:
             auto = classify(
                 model,

@@ -185,7 +185,8 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
 @face_options(
     "auto: find faces unless the image already looks like a face crop; detect: always "
     "find faces; none: classify each image whole (pre-cropped faces).",
-    "When no face is found: a 'no face found' row (none) or classify the whole image.",
+    "When no face is found: a 'no face found' row (none), classify the whole image, or "
+    "second-look: classify fainter faces BlazeFace finds at a lower bar, else the whole image.",
 )
 @click.option(
     "--annotate",
@@ -320,7 +321,8 @@ def predict(
 @face_options(
     "auto: classify the largest face unless the image already looks like a face crop; "
     "detect: always find faces; none: classify each image whole.",
-    "When no face is found: skip the image (listed) or classify the whole image.",
+    "When no face is found: skip the image (listed), classify the whole image, or "
+    "second-look: classify fainter faces BlazeFace finds at a lower bar, else the whole image.",
 )
 @click.option(
     "--trust-model",

@@ -57,8 +57,10 @@ class DataConfig:
     faces: Literal["none", "detect"] = "none"
     detector: Literal["haar", "mtcnn", "blazeface", "haar+blazeface"] = "haar+blazeface"
     align: bool = False
-    # A photo without a face: "whole" trains on the whole photo, "skip" leaves it out.
-    no_face: Literal["whole", "skip"] = "whole"
+    # A photo without a face: "whole" trains on the whole photo, "skip" leaves it out,
+    # "second-look" trains on the fainter faces BlazeFace finds at a lower bar, else the whole
+    # photo (as evaluate/predict --fallback second-look read such photos).
+    no_face: Literal["whole", "skip", "second-look"] = "whole"
     # How many of a photo's faces (largest first) are trained on, each with the photo's label;
     # 0 trains on every face found.
     faces_per_photo: int = 1

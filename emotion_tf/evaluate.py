@@ -22,6 +22,7 @@ from emotion_tf.data.pipeline import Split, decoded_examples
 from emotion_tf.errors import DataError
 from emotion_tf.faces.locate import (
     SOURCE_FALLBACK,
+    SOURCE_SECOND_LOOK,
     Detector,
     FaceMode,
     Fallback,
@@ -131,8 +132,10 @@ def _one_row_per_file(
     )
     chosen: list[PredictionRow] = []
     for row in rows:
-        if row.no_face or row.source == SOURCE_FALLBACK:
+        if row.no_face or row.source in (SOURCE_FALLBACK, SOURCE_SECOND_LOOK):
             counts["no_face_files"] += 1
+        if row.source == SOURCE_SECOND_LOOK:
+            counts["second_look_files"] += 1
         if row.faces > 1:
             counts["multi_face_files"] += 1
         counts["faces_found"] += row.faces
@@ -166,7 +169,8 @@ def predict_labelled(
 
     With `faces="auto"` or `"detect"`, each file gets one answer from all its faces (`rule`);
     files without a face are listed in `errors` and counted in `no_face_files` (with
-    `fallback="whole-image"` they are classified whole, and still counted).
+    `fallback="whole-image"` they are classified whole, and still counted; with
+    `"second-look"` fainter faces are classified where found, counted in `second_look_files`).
     """
     check_mode(faces, fallback)
     check_photo_rule(rule)
@@ -181,7 +185,7 @@ def predict_labelled(
     present = [name for name in model.class_names if name in found]
     files = list_split(folder, present)
     index_of = {name: model.class_names.index(name) for name in present}
-    counts = {"no_face_files": 0, "multi_face_files": 0, "faces_found": 0}
+    counts = {"no_face_files": 0, "second_look_files": 0, "multi_face_files": 0, "faces_found": 0}
     rows = _one_row_per_file(
         model, files.paths, batch_size, faces, fallback, margin, detector, counts, align, rule
     )

@@ -22,6 +22,8 @@ from emotion_tf.data.files import list_images, read_upright_image
 from emotion_tf.export import LoadedExport
 from emotion_tf.faces.crop import crop_face, framing_of
 from emotion_tf.faces.locate import (
+    SOURCE_DETECTOR,
+    SOURCE_SECOND_LOOK,
     Detector,
     FaceMode,
     FaceRegion,
@@ -57,7 +59,8 @@ class FacePredictionRow(PredictionRow):
 
     `box` is [x, y, w, h] in the upright image; `score` the detector's score (None when the
     whole image was used); `source` says how the region was chosen: "detector", "crop" (the
-    image already looked like a face crop) or "whole-image" (--fallback whole-image).
+    image already looked like a face crop), "whole-image" (--fallback whole-image) or
+    "second-look" (a fainter face, --fallback second-look).
     """
 
     face: int | None = None
@@ -294,7 +297,8 @@ class PhotoPredictionRow(PredictionRow):
     """One input file's answer from all its faces (`rule`), or its no-face row or error.
 
     `faces` is the number of faces found; `source` is "detector" (from the faces), "crop"
-    (the image already looked like a face crop) or "whole-image" (no face, --fallback).
+    (the image already looked like a face crop), "whole-image" (no face, --fallback) or
+    "second-look" (the fainter faces of --fallback second-look).
     """
 
     faces: int = 0
@@ -323,7 +327,7 @@ def per_photo_rows(
             rule,  # type: ignore[arg-type]
         )
         best = int(np.argmax(probs))
-        detected = first.source == "detector"
+        detected = first.source in (SOURCE_DETECTOR, SOURCE_SECOND_LOOK)
         return PhotoPredictionRow(
             first.path,
             class_names[best],

@@ -86,6 +86,40 @@ def test_photos_are_cropped_once_counted_and_cached(photo_dir: Path, tmp_path: P
 
 
 @pytest.mark.shared_data
+def test_no_face_second_look_trains_on_the_fainter_faces_and_counts_them(
+    photo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """data.no_face: second-look: the photo without a face is trained on the crop of the face a
+    second look finds (stubbed here: a fixed box), counted apart, and cached as such."""
+    from emotion_tf.faces import second_look
+
+    looked: list[tuple[int, ...]] = []
+
+    def faint(image: np.ndarray, detector: object) -> list[FaceBox]:
+        looked.append(image.shape)
+        return [FaceBox(100, 60, 90, 90, 0.2)]
+
+    monkeypatch.setattr(second_look, "second_look", faint)
+    cache = tmp_path / "cache"
+    config = load_config(
+        None, photo_overrides(tmp_path / "a", photo_dir, cache, **{"data.no_face": "second-look"})
+    )
+    data = load_training_data(config)
+    train_faces = data.faces["train"]
+    assert len(looked) == 1  # only the photo where Haar found nothing
+    assert train_faces["with_face"] == 7 and train_faces["second_look"] == 1
+    assert train_faces["no_face_whole"] == 0 and train_faces["no_face_files"] == []
+    assert data.splits["train"].counts() == {"happy": 4, "sad": 3}
+    assert all(path.endswith(".png") for path in data.splits["train"].paths)
+    # A rescan reads the cache, second-look marks included; the whole-photo setting has its own.
+    again = load_training_data(config)
+    assert again.faces["train"]["cached"] == 7 and again.faces["train"]["second_look"] == 1
+    assert len(looked) == 1
+    whole = load_training_data(load_config(None, photo_overrides(tmp_path / "b", photo_dir, cache)))
+    assert whole.faces["train"]["second_look"] == 0 and whole.faces["train"]["no_face_whole"] == 1
+
+
+@pytest.mark.shared_data
 def test_faces_per_photo_trains_on_the_largest_faces_with_the_photo_label(
     fer_dir: Path, tmp_path: Path
 ) -> None:

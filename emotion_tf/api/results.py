@@ -11,7 +11,8 @@ class FacePrediction:
     """One face: its label, confidence, class probabilities and box [x, y, w, h].
 
     `source` says how the region was chosen: "detector", "crop" (the image already looked
-    like a face crop, so all of it was used) or "whole-image" (fallback="whole-image").
+    like a face crop, so all of it was used) or "whole-image" (fallback="whole-image"), or
+    "second-look" (no face found; a fainter one found by fallback="second-look").
     `score` is the detector's score (None when the whole image was used).
     """
 

@@ -38,7 +38,8 @@ EXPLAIN_MODEL_HELP = (
 @face_options(
     "auto: detect faces unless the image already looks like a face crop; "
     "detect: always detect; none: use each image whole.",
-    "What to do when no face is found: report it (none) or use the whole image.",
+    "What to do when no face is found: report it (none), use the whole image, or "
+    "second-look: fainter faces BlazeFace finds at a lower bar, else the whole image.",
 )
 @detector_options
 def explain(

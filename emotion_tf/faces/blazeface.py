@@ -76,8 +76,9 @@ class BlazeFaceDetector:
         self.min_score = min_score
         self._lock = threading.Lock()  # one interpreter: calls from server threads take turns
 
-    def detect(self, image: np.ndarray) -> list[FaceBox]:
-        """Faces in a uint8 gray or RGB image, largest first."""
+    def detect(self, image: np.ndarray, min_score: float | None = None) -> list[FaceBox]:
+        """Faces in a uint8 gray or RGB image, largest first; `min_score` (default: the
+        detector's) drops boxes scoring below it."""
         from PIL import Image
 
         rgb = to_rgb(image)
@@ -94,7 +95,7 @@ class BlazeFaceDetector:
             raw = self._interpreter.get_tensor(self._boxes)[0].copy()
             logits = self._interpreter.get_tensor(self._scores)[0, :, 0].copy()
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))
-        keep = np.flatnonzero(scores >= self.min_score)
+        keep = np.flatnonzero(scores >= (self.min_score if min_score is None else min_score))
         candidates = []
         for i in keep[np.argsort(-scores[keep])]:
             cx = raw[i, 0] / self.size + self._anchors[i, 0]

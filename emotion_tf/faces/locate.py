@@ -11,9 +11,11 @@ from emotion_tf.errors import ConfigError
 from emotion_tf.faces.detector import FaceBox
 
 FaceMode = Literal["auto", "detect", "none"]
-Fallback = Literal["none", "whole-image"]
+Fallback = Literal["none", "whole-image", "second-look"]
 FACE_MODES: tuple[str, ...] = ("auto", "detect", "none")
-FALLBACKS: tuple[str, ...] = ("none", "whole-image")
+# second-look: BlazeFace looks again with a lower bar, then the whole image
+# (emotion_tf.faces.second_look).
+FALLBACKS: tuple[str, ...] = ("none", "whole-image", "second-look")
 
 # `auto` treats an image as a ready-made face crop when it is at most this elongated and either
 # at most this many pixels on its longer side with no face found in it (FER2013 crops are 48x48,
@@ -28,7 +30,8 @@ CROP_FILL = 0.5
 # How a region was chosen; the value of the `source` column.
 SOURCE_DETECTOR = "detector"
 SOURCE_CROP = "crop"  # auto: the image already looks like a face crop
-SOURCE_FALLBACK = "whole-image"  # no face found, --fallback whole-image
+SOURCE_FALLBACK = "whole-image"  # no face found, --fallback whole-image (or second-look)
+SOURCE_SECOND_LOOK = "second-look"  # no face found; a fainter one, --fallback second-look
 
 
 class Detector(Protocol):
@@ -46,7 +49,7 @@ class FaceRegion:
 
     @property
     def is_whole_image(self) -> bool:
-        return self.source != SOURCE_DETECTOR
+        return self.source in (SOURCE_CROP, SOURCE_FALLBACK)
 
 
 def default_detector() -> Detector:
@@ -104,16 +107,24 @@ def locate_faces(
 
     `none` always returns the whole image; `detect` returns the detector's faces; `auto`
     returns the whole image when it looks like a face crop (see `looks_like_crop`), else the
-    detector's faces. Where no face is found, `fallback="whole-image"` returns the whole image.
+    detector's faces. Where no face is found, `fallback="whole-image"` returns the whole image,
+    and `"second-look"` the faces BlazeFace finds at a lower bar, else the whole image.
     """
     check_mode(mode, fallback)
     if mode == "none":
         return [FaceRegion(whole_image_box(image), SOURCE_CROP)]
-    boxes = resolve_detector(detector).detect(image)
+    finder = resolve_detector(detector)
+    boxes = finder.detect(image)
     if mode == "auto" and looks_like_crop(image.shape, boxes):
         return [FaceRegion(whole_image_box(image), SOURCE_CROP)]
     if boxes:
         return [FaceRegion(box, SOURCE_DETECTOR) for box in boxes]
-    if fallback == "whole-image":
+    if fallback == "second-look":
+        from emotion_tf.faces.second_look import second_look
+
+        faint = second_look(image, finder)
+        if faint:
+            return [FaceRegion(box, SOURCE_SECOND_LOOK) for box in faint]
+    if fallback != "none":
         return [FaceRegion(whole_image_box(image), SOURCE_FALLBACK)]
     return []

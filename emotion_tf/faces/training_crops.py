@@ -5,9 +5,11 @@ them (same detector, framing, alignment and resize), written as PNGs into a cach
 then lists the crops of each photo's largest faces (`data.faces_per_photo`) instead of the
 photos. The cache is keyed by the photo's bytes and the crop settings, so a rerun or another run
 on the same photos reuses it.
-A photo without a face is trained on whole (`data.no_face: whole`) or left out (`skip`);
-both are counted in the run summary. With `data.whole_photos_too`, each training photo with a
-face is also trained on whole, beside its crops (validation keeps one entry per face).
+A photo without a face is trained on whole (`data.no_face: whole`), left out (`skip`), or
+trained on the fainter faces of a second look, else whole (`second-look`, as `--fallback
+second-look` reads it); each is counted in the run summary. With `data.whole_photos_too`,
+each training photo with a face is also trained on whole, beside its crops (validation keeps
+one entry per face).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from emotion_tf.errors import ConfigError, DataError
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 2  # bump when the way crops are cut changes
+SECOND_LOOK_MARK = "second-look"  # the .faces file of a photo whose crops came from a second look
 NO_FACE_MARK = ".noface"
 
 
@@ -41,6 +44,7 @@ class FaceSummary:
     several_faces: int = 0
     faces_trained: int = 0
     whole_with_face: int = 0
+    second_look: int = 0  # photos whose faces came from data.no_face: second-look
     no_face_whole: int = 0
     no_face_skipped: int = 0
     cached: int = 0
@@ -53,6 +57,7 @@ class FaceSummary:
 def cache_dir(config: Config) -> Path:
     """The crop cache for this config's crop settings (detector, alignment, size, channels)."""
     from emotion_tf.faces.crop import LANDMARK_CENTRE, LANDMARK_SIDE, framing_for
+    from emotion_tf.faces.second_look import SECOND_LOOK_MIN_SCORE
     from emotion_tf.faces.union import SEPARATOR
 
     data, model = config.data, config.model
@@ -62,6 +67,7 @@ def cache_dir(config: Config) -> Path:
         "align": data.align,
         "framing": [dataclasses.asdict(framing_for(n)) for n in data.detector.split(SEPARATOR)],
         "landmarks": [LANDMARK_SIDE, LANDMARK_CENTRE],
+        "second_look": SECOND_LOOK_MIN_SCORE if data.no_face == "second-look" else None,
         "size": model.input_size,
         "channels": model.channels,
     }
@@ -78,9 +84,13 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _face_crops(path: str, data: bytes, config: Config, folder: Path) -> tuple[list[str], bool]:
+def _face_crops(
+    path: str, data: bytes, config: Config, folder: Path
+) -> tuple[list[str], bool, bool]:
     """The crops of every face of the photo, largest first (an empty list when there is no
-    face), and whether the cache already held them (otherwise they are made now)."""
+    face), whether the cache already held them (otherwise they are made now), and whether
+    they came from a second look (`data.no_face: second-look`)."""
+    from emotion_tf.faces.locate import SOURCE_SECOND_LOOK
     from emotion_tf.faces.photo import decode_photo
     from emotion_tf.io_utils import atomic_write_bytes, atomic_write_text
     from emotion_tf.predict import face_inputs
@@ -88,31 +98,35 @@ def _face_crops(path: str, data: bytes, config: Config, folder: Path) -> tuple[l
     digest = hashlib.sha1(data).hexdigest()
     count_path, none_path = folder / f"{digest}.faces", folder / f"{digest}{NO_FACE_MARK}"
     if count_path.is_file():  # written last, after every crop
-        count = int(count_path.read_text())
-        return [str(folder / f"{digest}-{i}.png") for i in range(count)], True
+        count, *how = count_path.read_text().split()
+        crops = [str(folder / f"{digest}-{i}.png") for i in range(int(count))]
+        return crops, True, how == [SECOND_LOOK_MARK]
     if none_path.is_file():
-        return [], True
+        return [], True, False
     channels = config.model.channels
     image = decode_photo(data, channels)
     colour = decode_photo(data, 3) if channels != 3 else None
+    fallback = "second-look" if config.data.no_face == "second-look" else "none"
     regions, inputs = face_inputs(
         image,
         config.model.input_size,
         "detect",
-        "none",
+        fallback,  # type: ignore[arg-type]
         None,
         config.data.detector,
         config.data.align,
         colour,
     )
-    if not regions:
+    faces = [(r, x) for r, x in zip(regions, inputs) if not r.is_whole_image]
+    if not faces:
         atomic_write_text(none_path, display_path(path))
-        return [], False
-    crops = [folder / f"{digest}-{i}.png" for i in range(len(regions))]  # largest first
-    for crop, pixels in zip(crops, inputs):
+        return [], False, False
+    crops = [folder / f"{digest}-{i}.png" for i in range(len(faces))]  # largest first
+    for crop, (_, pixels) in zip(crops, faces):
         atomic_write_bytes(crop, _png(pixels))
-    atomic_write_text(count_path, str(len(regions)))
-    return [str(crop) for crop in crops], False
+    second_look = faces[0][0].source == SOURCE_SECOND_LOOK
+    atomic_write_text(count_path, f"{len(crops)}{' ' + SECOND_LOOK_MARK if second_look else ''}")
+    return [str(crop) for crop in crops], False, second_look
 
 
 def crop_split(
@@ -139,10 +153,11 @@ def crop_split(
             from emotion_tf.data.orientation import upright_png
 
             data = upright_png(data, info.orientation)
-        crops, cached = _face_crops(path, data, config, folder)
+        crops, cached, second_look = _face_crops(path, data, config, folder)
         summary.cached += cached
         if crops:
             summary.with_face += 1
+            summary.second_look += second_look
             summary.several_faces += len(crops) > 1
             kept = crops[: config.data.faces_per_photo or None]
             summary.faces_trained += len(kept)
@@ -156,7 +171,7 @@ def crop_split(
                 orientations.append(orientation)
             continue
         summary.no_face_files.append(display_path(path))
-        if config.data.no_face == "whole":
+        if config.data.no_face != "skip":
             summary.no_face_whole += 1
             paths.append(path)
             labels.append(label)
@@ -164,17 +179,18 @@ def crop_split(
         else:
             summary.no_face_skipped += 1
     log.info(
-        "%s: faces found in %d of %d photos (%d with several; %d faces trained on, %s per "
+        "%s: faces found in %d of %d photos (%s%d with several; %d faces trained on, %s per "
         "photo%s), %d without a face %s; crops in %s",
         split,
         summary.with_face,
         summary.photos,
+        f"{summary.second_look} by a second look; " if summary.second_look else "",
         summary.several_faces,
         summary.faces_trained,
         f"up to {config.data.faces_per_photo}" if config.data.faces_per_photo else "all",
         f"; {summary.whole_with_face} also whole" if summary.whole_with_face else "",
         summary.photos - summary.with_face,
-        "trained on whole" if config.data.no_face == "whole" else "left out",
+        "left out" if config.data.no_face == "skip" else "trained on whole",
         folder,
     )
     cropped = LabelledFiles(files.class_names, paths, labels, files.ignored, orientations)
