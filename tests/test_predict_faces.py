@@ -102,6 +102,27 @@ def test_no_face_row_and_fallback(model, photos, tmp_path) -> None:
     assert whole.source == "whole-image" and whole.box == [0, 0, 640, 480] and whole.label
 
 
+def test_second_look_reads_a_fainter_face_in_predict_and_evaluate(model, tmp_path) -> None:
+    """clutter(9) has no face the default detector finds; BlazeFace's second look finds a
+    faint one (tests/test_second_look.py), which predict rows and evaluate counts name."""
+    data = tmp_path / "eval"
+    for label in ("happy", "sad"):
+        (data / label).mkdir(parents=True)
+    faint = data / "happy" / "faint.png"
+    clutter(9).save(faint)
+    clutter(9).save(data / "sad" / "faint.png")
+    [none] = predict_faces(model, [str(faint)], "detect")
+    assert none.no_face
+    rows = list(predict_faces(model, [str(faint)], "detect", fallback="second-look"))
+    assert rows and {r.source for r in rows} == {"second-look"}
+    assert all(r.box != [0, 0, 640, 480] and r.label for r in rows)
+    metrics = evaluate_export(model, data, faces="detect", fallback="second-look")
+    assert metrics["count"] == 2 and metrics["errors"] == []
+    assert metrics["no_face_files"] == 2 and metrics["second_look_files"] == 2
+    whole = evaluate_export(model, data, faces="detect", fallback="whole-image")
+    assert whole["no_face_files"] == 2 and whole["second_look_files"] == 0
+
+
 def test_predict_cli_rows_per_face_csv_json_and_annotations(run, photos, tmp_path) -> None:
     folder = photos["folder"]
     runner = CliRunner()
