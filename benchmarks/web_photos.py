@@ -266,10 +266,10 @@ def finetune(
     init_from: str,
     overrides: list[str],
     face_cache: Path,
-    fallback: str | None = None,
+    fallback: str = RECIPE_FALLBACK,
 ) -> tuple[list[PhotoResult], dict[str, Any]]:
     """Train configs/web-photos.yaml on `train`, then score `evaluate_on` through the face path
-    (photos without a face read by `fallback`, default RECIPE_FALLBACK)."""
+    (photos without a face read by `fallback`)."""
     from emotion_tf.config import load_config
     from emotion_tf.export import LoadedExport
     from emotion_tf.train.trainer import train as run_training
@@ -298,7 +298,6 @@ def finetune(
     model = LoadedExport(result.export_path)
     names = [config.data.detector]
     detections = detect_all(evaluate_on, names, face_cache / "detections.json")
-    fallback = fallback or RECIPE_FALLBACK
     scored = classify(
         model,
         evaluate_on,

@@ -131,8 +131,7 @@ def gray_to_colour(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if (
         kernel.ndim == 4
         and kernel.shape[2] == 1
-        and shape[:2] + shape[3:] == kernel.shape[:2] + kernel.shape[3:]
-        and shape[2] == 3
+        and shape == (*kernel.shape[:2], 3, kernel.shape[3])
     ):
         return np.concatenate([kernel * weight for weight in LUMA], axis=2)
     return kernel
