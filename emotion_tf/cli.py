@@ -311,6 +311,9 @@ def predict(
         sys.exit(1)
 
 
+MISTAKES_SHOWN = 24  # photos on evaluate's --mistakes sheet
+
+
 @main.command()
 @click.argument("data_dir", type=click.Path(file_okay=False), callback=existing_data_dir)
 @model_option
@@ -332,6 +335,13 @@ def predict(
 )
 @detector_options
 @photo_rule_option
+@click.option(
+    "--mistakes",
+    "mistakes_png",
+    type=click.Path(dir_okay=False),
+    help=f"Also draw the {MISTAKES_SHOWN} most confident mistakes into this PNG: each photo "
+    "with the faces read, its class and what it was read as (also listed in --output).",
+)
 def evaluate(
     data_dir: str,
     model: str | None,
@@ -344,6 +354,7 @@ def evaluate(
     detector: str | None,
     align: bool,
     photo_rule: str,
+    mistakes_png: str | None,
 ) -> None:
     """Accuracy (with 95% intervals), per-class precision/recall/F1, confusion matrix and
     expected calibration error of the model (default: the packaged one) on DATA_DIR.
@@ -354,12 +365,13 @@ def evaluate(
     With face detection each image gets one answer from all its faces (--photo-rule).
     """
     from emotion_tf.evaluate import evaluate_export
-    from emotion_tf.io_utils import atomic_write_json
+    from emotion_tf.io_utils import atomic_write_bytes, atomic_write_json
     from emotion_tf.metrics import format_metrics
     from emotion_tf.predictors.resolve import open_model
 
+    predictor = open_model(model, trust=trust_model)
     metrics = evaluate_export(
-        open_model(model, trust=trust_model),
+        predictor,
         Path(data_dir),
         faces=faces,
         fallback=fallback,
@@ -367,12 +379,19 @@ def evaluate(
         detector=detector,
         align=align,
         rule=photo_rule,
+        mistakes=MISTAKES_SHOWN if mistakes_png else 0,
     )
     click.echo(json.dumps(metrics, indent=2) if fmt == "json" else format_metrics(metrics))
     for item in metrics["errors"]:
         click.echo(f"skipped {item['path']}: {item['error']}", err=True)
     if output:
         atomic_write_json(Path(output), metrics)
+    if mistakes_png:
+        from emotion_tf.report.mistakes import mistakes_sheet
+
+        shown = metrics["mistakes"]
+        atomic_write_bytes(Path(mistakes_png), mistakes_sheet(shown, predictor.class_names))
+        click.echo(f"drew {len(shown)} mistake(s) in {mistakes_png}", err=True)
     if metrics["errors"]:
         click.echo(f"{len(metrics['errors'])} input(s) skipped", err=True)
         sys.exit(1)

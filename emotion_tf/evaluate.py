@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,14 @@ from emotion_tf.faces.locate import (
 )
 from emotion_tf.faces.photo_label import DEFAULT_PHOTO_RULE, check_photo_rule
 from emotion_tf.metrics import add_intervals, classification_metrics
-from emotion_tf.predict import NO_FACE, PredictionRow, per_photo_rows, predict_faces, predict_paths
+from emotion_tf.predict import (
+    NO_FACE,
+    FacePredictionRow,
+    PredictionRow,
+    per_photo_rows,
+    predict_faces,
+    predict_paths,
+)
 from emotion_tf.predictors import Predictor
 
 
@@ -110,26 +118,20 @@ def _one_row_per_file(
     counts: dict[str, int],
     align: bool = False,
     rule: str = DEFAULT_PHOTO_RULE,
+    boxes: dict[str, list[list[int]]] | None = None,
 ) -> list[PredictionRow]:
     """One row per file in order; with face detection, the file's faces give one answer by
     `rule` (emotion_tf.faces.photo_label), and a file without a face is an error row (or,
-    with `fallback="whole-image"`, is classified whole)."""
+    with `fallback="whole-image"`, is classified whole). `boxes`, when given, receives each
+    file's face boxes."""
     if faces == "none":
         return list(predict_paths(model, paths, batch_size))
-    rows = per_photo_rows(
-        predict_faces(
-            model,
-            paths,
-            faces,
-            fallback,
-            batch_size,
-            margin=margin,
-            detector=detector,
-            align=align,
-        ),
-        model.class_names,
-        rule,
+    face_rows = predict_faces(
+        model, paths, faces, fallback, batch_size, margin=margin, detector=detector, align=align
     )
+    if boxes is not None:
+        face_rows = _recording_boxes(face_rows, boxes)
+    rows = per_photo_rows(face_rows, model.class_names, rule)
     chosen: list[PredictionRow] = []
     for row in rows:
         if row.no_face or row.source in (SOURCE_FALLBACK, SOURCE_SECOND_LOOK):
@@ -143,6 +145,16 @@ def _one_row_per_file(
     return chosen
 
 
+def _recording_boxes(
+    rows: Iterator[FacePredictionRow], boxes: dict[str, list[list[int]]]
+) -> Iterator[FacePredictionRow]:
+    """Pass `rows` through, noting each face's box under its file's path."""
+    for row in rows:
+        if row.box is not None and row.source != SOURCE_FALLBACK:
+            boxes.setdefault(row.path, []).append(list(row.box))
+        yield row
+
+
 @dataclasses.dataclass
 class LabelledPredictions:
     """A model's probabilities on a labelled folder, with the files it could not classify."""
@@ -152,6 +164,9 @@ class LabelledPredictions:
     probabilities: np.ndarray  # [N, classes]
     errors: list[dict[str, str]]
     counts: dict[str, int]
+    paths: list[str] = dataclasses.field(default_factory=list)  # the rows' files, in order
+    sources: list[str | None] = dataclasses.field(default_factory=list)  # how each was read
+    boxes: dict[str, list[list[int]]] = dataclasses.field(default_factory=dict)  # faces found
 
 
 def predict_labelled(
@@ -186,19 +201,62 @@ def predict_labelled(
     files = list_split(folder, present)
     index_of = {name: model.class_names.index(name) for name in present}
     counts = {"no_face_files": 0, "second_look_files": 0, "multi_face_files": 0, "faces_found": 0}
+    boxes: dict[str, list[list[int]]] = {}
     rows = _one_row_per_file(
-        model, files.paths, batch_size, faces, fallback, margin, detector, counts, align, rule
+        model,
+        files.paths,
+        batch_size,
+        faces,
+        fallback,
+        margin,
+        detector,
+        counts,
+        align,
+        rule,
+        boxes,
     )
-    labels, probabilities, errors = [], [], []
+    labels, probabilities, errors, read = [], [], [], []
     for row, label in zip(rows, files.labels):
         if row.error:
             errors.append({"path": row.path, "error": row.error})
             continue
         labels.append(index_of[present[label]])
         probabilities.append([row.probabilities[name] for name in model.class_names])
+        read.append(row)
     if not labels:
         raise DataError(f"no image in {folder} could be evaluated")
-    return LabelledPredictions(folder, np.array(labels), np.array(probabilities), errors, counts)
+    return LabelledPredictions(
+        folder,
+        np.array(labels),
+        np.array(probabilities),
+        errors,
+        counts,
+        [row.path for row in read],
+        [getattr(row, "source", None) for row in read],
+        boxes,
+    )
+
+
+def most_confident_mistakes(
+    found: LabelledPredictions, class_names: list[str], count: int
+) -> list[dict[str, Any]]:
+    """The `count` wrongly read files the model was surest of (surest first): path, true and
+    predicted class, confidence, how the file was read and the face boxes drawn from."""
+    predicted = found.probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != found.labels)
+    confidence = found.probabilities[wrong, predicted[wrong]]
+    order = wrong[np.argsort(-confidence, kind="stable")][:count]
+    return [
+        {
+            "path": found.paths[i],
+            "true": class_names[found.labels[i]],
+            "predicted": class_names[predicted[i]],
+            "confidence": float(found.probabilities[i, predicted[i]]),
+            "source": found.sources[i],
+            "boxes": found.boxes.get(found.paths[i], []),
+        }
+        for i in order
+    ]
 
 
 def evaluate_export(
@@ -211,9 +269,11 @@ def evaluate_export(
     detector: Detector | str | None = None,
     align: bool = False,
     rule: str = DEFAULT_PHOTO_RULE,
+    mistakes: int = 0,
 ) -> dict[str, Any]:
     """Metrics of `model` on the images of `data_dir` (its validation split if it has one),
-    including the expected calibration error of its confidences (10 bins)."""
+    including the expected calibration error of its confidences (10 bins); with `mistakes`,
+    also that many of the most confident mistakes (`most_confident_mistakes`)."""
     from emotion_tf.calibration import expected_calibration_error
 
     found = predict_labelled(
@@ -233,6 +293,8 @@ def evaluate_export(
             "skipped_files": len(found.errors),
         }
     )
+    if mistakes:
+        metrics["mistakes"] = most_confident_mistakes(found, model.class_names, mistakes)
     if faces != "none":
         name = getattr(resolve_detector(detector), "name", str(detector))
         metrics.update(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -253,3 +254,25 @@ def test_crop_faces_makes_a_training_folder(photos, tmp_path) -> None:
     assert "1 without a face" in result.stdout
     again = CliRunner().invoke(main, ["data", "crop-faces", str(src), str(out)])
     assert again.exit_code == 2 and "not empty" in again.output
+
+
+def test_evaluate_mistakes_carry_the_faces_read(run, photos, tmp_path) -> None:
+    """`--mistakes` on photos: a photo filed under both classes is a mistake once, with the
+    boxes of the faces it was read from; a photo without a face is marked as read whole."""
+    folder = photos["folder"]
+    data = tmp_path / "eval"
+    for label in ("happy", "sad"):
+        (data / label).mkdir(parents=True)
+        shutil.copy(folder / "group0.jpg", data / label / "group0.jpg")
+        shutil.copy(folder / "empty.png", data / label / "empty.png")
+    listed, sheet = tmp_path / "metrics.json", tmp_path / "mistakes.png"
+    args = ["evaluate", str(data), "-m", str(run.export_path), "--faces", "auto"]
+    args += ["--fallback", "whole-image", "--detector", "haar", "--output", str(listed)]
+    result = CliRunner().invoke(main, [*args, "--mistakes", str(sheet)])
+    assert result.exit_code == 0, result.output
+    mistakes = {Path(m["path"]).name: m for m in json.loads(listed.read_text())["mistakes"]}
+    assert set(mistakes) == {"group0.jpg", "empty.png"}
+    group = mistakes["group0.jpg"]
+    assert group["source"] == "detector" and len(group["boxes"]) == 3
+    assert mistakes["empty.png"]["source"] == "whole-image" and mistakes["empty.png"]["boxes"] == []
+    assert sheet.stat().st_size > 0
