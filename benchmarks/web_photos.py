@@ -5,7 +5,9 @@ Variants, each through the library's own face path (`emotion_tf.predict.face_inp
 - the FER model alone with each detector (haar, mtcnn, blazeface), without and with landmark
   alignment, and each photo rule (largest face, mean, area-weighted mean);
 - the fine-tuned recipe (`configs/web-photos.yaml`: the FER model fine-tuned on the train
-  split), evaluated on validation.
+  split), evaluated on validation;
+- with `--fer-path DIR`, the `fer` package's model beside them (Haar, its mini-Xception; happy
+  against sad), counted the same way.
 
 Figures: accuracy with a 95% Wilson interval, balanced accuracy, photos with no face found,
 photos with several faces, CPU seconds per photo (detection + crops + model; wall time on a
@@ -19,6 +21,7 @@ fine-tuned CV: a photo's near-copy may be in its training folds).
 
     python -m benchmarks.web_photos --model /work/runs/fer-last-s1337
     python -m benchmarks.web_photos --model RUN --cv 5 --detections /tmp/detections.json
+    python -m benchmarks.web_photos --model RUN --no-finetune --fer-path /tmp/ferpkg
 """
 
 from __future__ import annotations
@@ -180,6 +183,79 @@ def classify(
     return results
 
 
+# Runs in a subprocess with the fer package first on sys.path (its pins clash with ours, so it is
+# installed with --no-deps into a folder of its own). Reads photo paths as JSON on stdin and
+# prints, per photo, each face's box and happy/sad scores (the whole photo's when Haar finds
+# none, as --fallback whole-image reads it), and the CPU seconds it took.
+FER_PACKAGE_SCRIPT = """
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from PIL import Image, ImageOps
+import fer.fer
+fer.fer.round = lambda value, digits=None: value  # its scores are rounded to 2 places
+from fer.fer import FER
+usage = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+reader = FER(mtcnn=False)
+for path in json.load(sys.stdin):
+    with Image.open(path) as opened:  # upright and decoded as emotion-tf reads it
+        image = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))[..., ::-1].copy()
+    started = usage()
+    faces = reader.detect_emotions(image)
+    whole = not faces
+    if whole:
+        height, width = image.shape[:2]
+        faces = reader.detect_emotions(image, face_rectangles=[(0, 0, width, height)])
+    rows = [
+        {"box": [int(v) for v in face["box"]], "happy": face["emotions"]["happy"],
+         "sad": face["emotions"]["sad"]}
+        for face in faces
+    ]
+    print("FERPHOTO", json.dumps({"path": path, "faces": rows, "whole": whole,
+                                  "cpu": usage() - started}), flush=True)
+"""
+
+
+def fer_package_results(photos: list[tuple[str, int]], fer_path: str) -> list[PhotoResult]:
+    """The `fer` package's reading of every photo (Haar, its mini-Xception; the happy and sad
+    scores renormalised to sum to 1), as PhotoResults for `score`."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", FER_PACKAGE_SCRIPT, fer_path],
+        input=json.dumps([path for path, _ in photos]),
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    found = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("FERPHOTO "):
+            row = json.loads(line.split(" ", 1)[1])
+            found[row["path"]] = row
+    missing = [path for path, _ in photos if path not in found]
+    if missing:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise SystemExit(f"fer could not read {len(missing)} photos, e.g. {missing[0]}: {tail}")
+    results = []
+    for path, label in photos:
+        row = found[path]
+        probs = [_two_way(face["happy"], face["sad"]) for face in row["faces"]]
+        if row["whole"] or not probs:
+            whole = probs[0] if probs else [0.5, 0.5]
+            results.append(PhotoResult(path, label, [], [], whole, row["cpu"]))
+        else:
+            areas = [float(face["box"][2] * face["box"][3]) for face in row["faces"]]
+            results.append(PhotoResult(path, label, probs, areas, None, row["cpu"]))
+    return results
+
+
+def _two_way(happy: float, sad: float) -> list[float]:
+    total = happy + sad
+    return [happy / total, sad / total] if total > 0 else [0.5, 0.5]
+
+
 def _points(value: Any) -> dict[str, tuple[float, float]] | None:
     return {k: (float(v[0]), float(v[1])) for k, v in value.items()} if value else None
 
@@ -334,6 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-finetune", action="store_true", help="skip the fine-tuned recipe")
     parser.add_argument(
+        "--fer-path",
+        help="folder with the fer package (pip install --no-deps --target DIR fer pandas tqdm "
+        "python-dateutil pytz tzdata) for its model's figures beside ours",
+    )
+    parser.add_argument(
         "--finetuned-fallback",
         choices=("whole-image", "second-look"),
         default=RECIPE_FALLBACK,
@@ -410,6 +491,12 @@ def main(argv: list[str] | None = None) -> int:
             name = f"{split}.fer.{DEFAULT_DETECTOR}.second_look.{DEFAULT_PHOTO_RULE}"
             report.details[name] = score(faint, DEFAULT_PHOTO_RULE)
             add_figures(report, name, report.details[name], None)
+        if args.fer_path:
+            theirs = fer_package_results(photos, args.fer_path)
+            for rule in ("largest", "area"):
+                name = f"{split}.fer_package.haar.{rule}"
+                report.details[name] = score(theirs, rule)
+                add_figures(report, name, report.details[name], None)
         if split == "validation" and DEFAULT_DETECTOR in names:
             auto = classify(
                 model,
