@@ -63,10 +63,11 @@ def main(verbose: bool) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["savedmodel", "tflite"]),
+    type=click.Choice(["savedmodel", "tflite", "fixed-savedmodel"]),
     default="savedmodel",
     show_default=True,
-    help="savedmodel: a versioned SavedModel for TF Serving; tflite: one .tflite file.",
+    help="savedmodel: a versioned SavedModel for TF Serving; tflite: one .tflite file; "
+    "fixed-savedmodel: the .tflite's graph as a SavedModel folder (for tensorflowjs_converter).",
 )
 @click.option(
     "--quantize",
@@ -78,8 +79,9 @@ def main(verbose: bool) -> None:
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False),
-    help="The .tflite file (default: RUN_DIR/export/model[-QUANTIZE].tflite).",
+    type=click.Path(),
+    help="The .tflite file (default: RUN_DIR/export/model[-QUANTIZE].tflite), or the "
+    "fixed-savedmodel folder (default: RUN_DIR/export/fixed).",
 )
 def export(
     run_dir: str,
@@ -90,8 +92,9 @@ def export(
     output: str | None,
 ) -> None:
     """Export RUN_DIR's kept checkpoint as a versioned SavedModel for TF Serving, or as a
-    TFLite file (--format tflite). RUN_DIR may also be a packaged .npz (a SavedModel export
-    of it needs --export-dir).
+    TFLite file (--format tflite), or as the TFLite file's graph in a SavedModel folder
+    (--format fixed-savedmodel, for tensorflowjs_converter). RUN_DIR may also be a packaged
+    .npz (a SavedModel export of it needs --export-dir).
 
     The .tflite takes uint8 images already resized to the model's input size (antialiased,
     as `emotion_tf.preprocess.resize_uint8` does) and returns probabilities; its metadata holds
@@ -102,12 +105,23 @@ def export(
     if fmt == "tflite":
         if export_dir or version is not None:
             raise ConfigError("--export-dir and --version are for SavedModel exports")
+        if output and Path(output).is_dir():
+            raise ConfigError(f"--output for --format tflite is a file, not a folder: {output}")
         from emotion_tf.tflite.source import export_tflite
 
         click.echo(str(export_tflite(run_dir, output, quantize)))
         return
-    if output or quantize != "none":
-        raise ConfigError("--output and --quantize are for --format tflite")
+    if quantize != "none":
+        raise ConfigError("--quantize is for --format tflite")
+    if fmt == "fixed-savedmodel":
+        if export_dir or version is not None:
+            raise ConfigError("--export-dir and --version are for versioned SavedModel exports")
+        from emotion_tf.tflite.source import export_fixed_saved_model
+
+        click.echo(str(export_fixed_saved_model(run_dir, output)))
+        return
+    if output:
+        raise ConfigError("--output is for --format tflite and fixed-savedmodel")
     from emotion_tf.predictors.resolve import PACKAGED_SUFFIX
 
     if Path(run_dir).suffix == PACKAGED_SUFFIX:

@@ -106,3 +106,37 @@ def test_benchmark_script_runs_at_tiny_size(tiny_data_dir: Path, tmp_path: Path,
     for name in ("savedmodel", "tflite_none", "tflite_float16", "tflite_int8"):
         assert figures[f"tflite.{name}.b1_p50"]["value"] > 0
     assert "SUMMARY tflite.int8.accuracy_drop" in capsys.readouterr().out
+
+
+def test_fixed_savedmodel_is_the_tflite_graph_for_other_converters(
+    run: Path, images, tmp_path
+) -> None:
+    """`export --format fixed-savedmodel`: the .tflite's graph as a SavedModel (the start of
+    the TF.js route): the same numbers, class names beside it, no decoder or resize inside."""
+    import json
+
+    import tensorflow as tf
+    from click.testing import CliRunner
+
+    from emotion_tf.cli import main
+    from emotion_tf.export_checks import read_meta_graph
+    from emotion_tf.preprocess import resize_uint8
+
+    out = tmp_path / "fixed"
+    args = ["export", str(run), "--format", "fixed-savedmodel", "--output", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    resized = resize_uint8(tf.constant(images), 32)  # outside the graph, as the .tflite's
+    ours = serve(images=resized)["probabilities"].numpy()
+    tflite = TFLitePredictor(export_tflite(run, tmp_path / "m.tflite"))
+    assert np.abs(ours - tflite.predict_images(images)["probabilities"]).max() < 1e-5
+    info = json.loads((out / "emotion_tf.json").read_text())
+    assert info["class_names"] == ["happy", "sad"] and info["input_size"] == 32
+    assert info["test_time_flip"] is True
+    graph = read_meta_graph(out).graph_def
+    ops = {node.op for node in graph.node}
+    ops |= {node.op for function in graph.library.function for node in function.node_def}
+    assert not ops & {"DecodeImage", "DecodeJpeg", "DecodePng", "ScaleAndTranslate"}
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code != 0 and "not an empty folder" in again.output

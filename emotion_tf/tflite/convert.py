@@ -20,19 +20,14 @@ from emotion_tf.tflite.metadata import embed_metadata
 QUANTIZE_MODES = ("none", "float16", "int8")
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
+FIXED_METADATA_FILE = "emotion_tf.json"  # beside a fixed-size SavedModel's saved_model.pb
 
 
-def convert_to_tflite(
-    model: Any,
-    quantize: str = "none",
-    test_time_flip: bool = False,
-    temperature: float = 1.0,
-) -> bytes:
-    """The flatbuffer bytes of `model` with the export's post-processing (no metadata)."""
-    if quantize not in QUANTIZE_MODES:
-        raise ConfigError(
-            f"quantize must be one of {list(QUANTIZE_MODES)}. Received: quantize={quantize!r}"
-        )
+def fixed_size_graph(
+    model: Any, test_time_flip: bool = False, temperature: float = 1.0
+) -> tuple[tf.Module, Any]:
+    """A module holding `model`'s weights and its `serve` function: uint8 images of the input
+    size in, probabilities out, with the export's flip averaging and temperature inside."""
     _, size, _, channels = model.input_shape
     module = tf.Module()
     module.weights = [w.value for w in model.weights]
@@ -51,9 +46,23 @@ def convert_to_tflite(
             probabilities = tf.nn.softmax(logits, axis=1)
         return {OUTPUT_NAME: probabilities}
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serve.get_concrete_function()], module
-    )
+    module.serve = serve
+    return module, serve.get_concrete_function()
+
+
+def convert_to_tflite(
+    model: Any,
+    quantize: str = "none",
+    test_time_flip: bool = False,
+    temperature: float = 1.0,
+) -> bytes:
+    """The flatbuffer bytes of `model` with the export's post-processing (no metadata)."""
+    if quantize not in QUANTIZE_MODES:
+        raise ConfigError(
+            f"quantize must be one of {list(QUANTIZE_MODES)}. Received: quantize={quantize!r}"
+        )
+    module, serve = fixed_size_graph(model, test_time_flip, temperature)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve], module)
     if quantize != "none":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":
@@ -71,25 +80,61 @@ def write_tflite(
     metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Write `model` as a .tflite file with its class names and input size in the metadata."""
-    from emotion_tf import __version__
     from emotion_tf.io_utils import atomic_write_bytes
 
-    _, size, _, channels = model.input_shape
     flatbuffer = convert_to_tflite(model, quantize, test_time_flip, temperature)
-    info = {
+    info = _graph_info(model, class_names, test_time_flip, temperature, metadata)
+    path = Path(path)
+    atomic_write_bytes(path, embed_metadata(flatbuffer, {**info, "quantize": quantize}))
+    return path
+
+
+def write_fixed_saved_model(
+    path: Path,
+    model: Any,
+    class_names: list[str],
+    test_time_flip: bool = False,
+    temperature: float = 1.0,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write the .tflite's graph as a SavedModel folder (one `serving_default` signature), for
+    converters that start from a SavedModel, such as `tensorflowjs_converter`; the class names
+    and input size go beside it in `FIXED_METADATA_FILE`. An existing `path` is refused."""
+    from emotion_tf.errors import DataError
+    from emotion_tf.io_utils import atomic_write_json, staged_output
+
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise DataError(f"output exists and is not an empty folder: {path}")
+    info = _graph_info(model, class_names, test_time_flip, temperature, metadata)
+    module, serve = fixed_size_graph(model, test_time_flip, temperature)
+    with staged_output(path, overwrite=False) as staging:
+        tf.saved_model.save(module, str(staging), signatures={"serving_default": serve})
+        atomic_write_json(staging / FIXED_METADATA_FILE, info)
+    return path
+
+
+def _graph_info(
+    model: Any,
+    class_names: list[str],
+    test_time_flip: bool,
+    temperature: float,
+    metadata: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What a reader of the fixed-size graph needs: class names, input, post-processing."""
+    from emotion_tf import __version__
+
+    _, size, _, channels = model.input_shape
+    return {
         "class_names": list(class_names),
         "input_size": int(size),
         "channels": int(channels),
         "input": INPUT_NAME,
         "output": OUTPUT_NAME,
         "input_format": "uint8 [N, size, size, channels], already resized (antialiased)",
-        "quantize": quantize,
         "test_time_flip": bool(test_time_flip),
         "temperature": float(temperature),
         "package_version": __version__,
         "tensorflow_version": tf.__version__,
         **(metadata or {}),
     }
-    path = Path(path)
-    atomic_write_bytes(path, embed_metadata(flatbuffer, info))
-    return path

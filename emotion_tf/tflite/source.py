@@ -76,3 +76,19 @@ def export_tflite(
         source.temperature,
         source.metadata,
     )
+
+
+def export_fixed_saved_model(path: str | Path, output: str | Path | None = None) -> Path:
+    """Write RUN_DIR's (or a packaged file's) model as the .tflite's graph in a SavedModel
+    folder (default `<run>/export/fixed`), for `tensorflowjs_converter` and the like."""
+    from emotion_tf.tflite.convert import write_fixed_saved_model
+
+    source = load_source(path)
+    return write_fixed_saved_model(
+        Path(output) if output is not None else source.default_dir / "fixed",
+        source.model,
+        source.class_names,
+        source.test_time_flip,
+        source.temperature,
+        source.metadata,
+    )
