@@ -77,6 +77,8 @@ def _format_value(value: float) -> str:
         return f"{value:.1f}"
     if abs(value) >= 1:
         return f"{value:.3f}"
+    if 0 < abs(value) < 0.001:
+        return f"{value:.2e}"  # a probability difference of 2.5e-06 is not "0.0000"
     return f"{value:.4f}"
 
 

@@ -28,6 +28,8 @@ SCRIPTS = (
     "predict_latency",
     "input_pipeline",
     "video",
+    "tflite",
+    "tfjs",
 )
 
 
@@ -227,3 +229,23 @@ def test_benchmarks_are_a_package_on_the_config_system() -> None:
             f"{path.name}: run as python -m benchmarks.{path.stem}"
         )
         assert "import yaml" not in text, f"{path.name}: read configs with load_config"
+
+
+def test_summary_lines_show_small_differences() -> None:
+    from benchmarks.report import Figure
+
+    assert " 2.50e-06 " in Figure("tfjs.max_abs_diff", 2.5e-6, "", "<=", 1e-4).line()
+    assert " 0.0135 " in Figure("tfjs.max_abs_diff", 0.0135, "").line()
+    assert " 0.0000 " in Figure("exact", 0.0, "").line()
+
+
+def test_tfjs_needs_its_converter_and_node_modules_named(tiny_data_dir: Path) -> None:
+    tfjs = _load("tfjs")
+    with pytest.raises(SystemExit, match="--converter and --node-modules are required"):
+        tfjs.main(["--data", str(tiny_data_dir)])
+
+
+def test_tfjs_reference_images_are_half_of_each_class(tiny_data_dir: Path) -> None:
+    images, labels = _load("tfjs").reference_images(tiny_data_dir, 4, 24, 1)
+    assert images.shape == (4, 24, 24, 1) and images.dtype == np.uint8
+    assert labels.tolist() == [0, 0, 1, 1]
