@@ -102,9 +102,9 @@ def export(
     """
     from emotion_tf.errors import ConfigError
 
+    if fmt != "savedmodel" and (export_dir or version is not None):
+        raise ConfigError("--export-dir and --version are for versioned SavedModel exports")
     if fmt == "tflite":
-        if export_dir or version is not None:
-            raise ConfigError("--export-dir and --version are for SavedModel exports")
         if output and Path(output).is_dir():
             raise ConfigError(f"--output for --format tflite is a file, not a folder: {output}")
         from emotion_tf.tflite.source import export_tflite
@@ -114,8 +114,6 @@ def export(
     if quantize != "none":
         raise ConfigError("--quantize is for --format tflite")
     if fmt == "fixed-savedmodel":
-        if export_dir or version is not None:
-            raise ConfigError("--export-dir and --version are for versioned SavedModel exports")
         from emotion_tf.tflite.source import export_fixed_saved_model
 
         click.echo(str(export_fixed_saved_model(run_dir, output)))
