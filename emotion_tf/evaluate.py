@@ -31,7 +31,7 @@ from emotion_tf.faces.locate import (
     resolve_detector,
 )
 from emotion_tf.faces.photo_label import DEFAULT_PHOTO_RULE, check_photo_rule
-from emotion_tf.metrics import add_intervals, classification_metrics
+from emotion_tf.metrics import add_intervals, classification_metrics, wilson_interval
 from emotion_tf.predict import (
     NO_FACE,
     FacePredictionRow,
@@ -259,6 +259,24 @@ def most_confident_mistakes(
     ]
 
 
+def accuracy_by_source(found: LabelledPredictions) -> dict[str, dict[str, Any]]:
+    """Files, correct answers and accuracy (with its 95% interval) for each way a file was read
+    (`detector`: faces found; `crop`: used whole as a face crop; `second-look`; `whole-image`),
+    so that a folder of photos shows where its mistakes are."""
+    right = found.probabilities.argmax(axis=1) == found.labels
+    out: dict[str, dict[str, Any]] = {}
+    for source in dict.fromkeys(s for s in found.sources if s is not None):
+        chosen = [i for i, s in enumerate(found.sources) if s == source]
+        correct = int(right[chosen].sum())
+        out[source] = {
+            "files": len(chosen),
+            "correct": correct,
+            "accuracy": correct / len(chosen),
+            "accuracy_ci95": wilson_interval(correct, len(chosen)),
+        }
+    return out
+
+
 def evaluate_export(
     model: Predictor,
     data_dir: Path,
@@ -305,6 +323,7 @@ def evaluate_export(
                 "align": align,
                 "photo_rule": rule,
                 **found.counts,
+                "by_source": accuracy_by_source(found),
             }
         )
     return metrics

@@ -123,6 +123,15 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     ]
     for name, row in zip(names, metrics["confusion_matrix"]):
         lines.append(f"{name:<12}" + "".join(f"{v:>10d}" for v in row))
+    if metrics.get("by_source"):
+        from emotion_tf.faces.locate import SOURCE_NAMES
+
+        lines += ["", f"{'read from':<14}{'files':>8}{'accuracy':>10}"]
+        for source, row in metrics["by_source"].items():
+            lines.append(
+                f"{SOURCE_NAMES.get(source, source):<14}{row['files']:>8d}{row['accuracy']:>10.4f}"
+                + _interval(row, "accuracy_ci95")
+            )
     return "\n".join(lines)
 
 

@@ -276,3 +276,32 @@ def test_evaluate_mistakes_carry_the_faces_read(run, photos, tmp_path) -> None:
     assert group["source"] == "detector" and len(group["boxes"]) == 3
     assert mistakes["empty.png"]["source"] == "whole-image" and mistakes["empty.png"]["boxes"] == []
     assert sheet.stat().st_size > 0
+
+
+def test_evaluate_gives_accuracy_by_how_each_photo_was_read(run, photos, tmp_path) -> None:
+    """Each photo filed under both classes is right exactly once, so every way of reading
+    (faces found; the whole image where none is) has 2 files, 1 right, in JSON and in print."""
+    folder = photos["folder"]
+    data = tmp_path / "eval"
+    for label in ("happy", "sad"):
+        (data / label).mkdir(parents=True)
+        shutil.copy(folder / "group0.jpg", data / label / "group0.jpg")
+        shutil.copy(folder / "empty.png", data / label / "empty.png")
+    listed = tmp_path / "metrics.json"
+    args = ["evaluate", str(data), "-m", str(run.export_path), "--faces", "detect"]
+    args += ["--fallback", "whole-image", "--detector", "haar", "--output", str(listed)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    by_source = json.loads(listed.read_text())["by_source"]
+    assert {s: (r["files"], r["correct"]) for s, r in by_source.items()} == {
+        "detector": (2, 1),
+        "whole-image": (2, 1),
+    }
+    assert by_source["detector"]["accuracy"] == 0.5
+    printed = [line.split() for line in result.output.splitlines()]
+    assert ["faces", "found", "2", "0.5000"] in [line[:4] for line in printed]
+    assert ["whole", "image", "2", "0.5000"] in [line[:4] for line in printed]
+    none_args = ["evaluate", str(data), "-m", str(run.export_path), "--faces", "none"]
+    plain = CliRunner().invoke(main, [*none_args, "--output", str(listed)])
+    assert plain.exit_code == 0, plain.output
+    assert "by_source" not in json.loads(listed.read_text())

@@ -32,6 +32,13 @@ SOURCE_DETECTOR = "detector"
 SOURCE_CROP = "crop"  # auto: the image already looks like a face crop
 SOURCE_FALLBACK = "whole-image"  # no face found, --fallback whole-image (or second-look)
 SOURCE_SECOND_LOOK = "second-look"  # no face found; a fainter one, --fallback second-look
+# ... and as reports name it (evaluate's accuracy by how each file was read).
+SOURCE_NAMES = {
+    SOURCE_DETECTOR: "faces found",
+    SOURCE_CROP: "a face crop",
+    SOURCE_SECOND_LOOK: "second look",
+    SOURCE_FALLBACK: "whole image",
+}
 
 
 class Detector(Protocol):
