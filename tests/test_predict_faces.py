@@ -256,15 +256,20 @@ def test_crop_faces_makes_a_training_folder(photos, tmp_path) -> None:
     assert again.exit_code == 2 and "not empty" in again.output
 
 
-def test_evaluate_mistakes_carry_the_faces_read(run, photos, tmp_path) -> None:
-    """`--mistakes` on photos: a photo filed under both classes is a mistake once, with the
-    boxes of the faces it was read from; a photo without a face is marked as read whole."""
-    folder = photos["folder"]
-    data = tmp_path / "eval"
+def _filed_under_both_classes(folder: Path, data: Path) -> Path:
+    """A labelled folder holding a group photo and a face-free picture under each class, so
+    each is read right exactly once whatever the model says."""
     for label in ("happy", "sad"):
         (data / label).mkdir(parents=True)
         shutil.copy(folder / "group0.jpg", data / label / "group0.jpg")
         shutil.copy(folder / "empty.png", data / label / "empty.png")
+    return data
+
+
+def test_evaluate_mistakes_carry_the_faces_read(run, photos, tmp_path) -> None:
+    """`--mistakes` on photos: a photo filed under both classes is a mistake once, with the
+    boxes of the faces it was read from; a photo without a face is marked as read whole."""
+    data = _filed_under_both_classes(photos["folder"], tmp_path / "eval")
     listed, sheet = tmp_path / "metrics.json", tmp_path / "mistakes.png"
     args = ["evaluate", str(data), "-m", str(run.export_path), "--faces", "auto"]
     args += ["--fallback", "whole-image", "--detector", "haar", "--output", str(listed)]
@@ -281,12 +286,7 @@ def test_evaluate_mistakes_carry_the_faces_read(run, photos, tmp_path) -> None:
 def test_evaluate_gives_accuracy_by_how_each_photo_was_read(run, photos, tmp_path) -> None:
     """Each photo filed under both classes is right exactly once, so every way of reading
     (faces found; the whole image where none is) has 2 files, 1 right, in JSON and in print."""
-    folder = photos["folder"]
-    data = tmp_path / "eval"
-    for label in ("happy", "sad"):
-        (data / label).mkdir(parents=True)
-        shutil.copy(folder / "group0.jpg", data / label / "group0.jpg")
-        shutil.copy(folder / "empty.png", data / label / "empty.png")
+    data = _filed_under_both_classes(photos["folder"], tmp_path / "eval")
     listed = tmp_path / "metrics.json"
     args = ["evaluate", str(data), "-m", str(run.export_path), "--faces", "detect"]
     args += ["--fallback", "whole-image", "--detector", "haar", "--output", str(listed)]
