@@ -372,11 +372,10 @@ def evaluate(
     expected calibration error of the model (default: the packaged one) on DATA_DIR.
 
     DATA_DIR is a folder of class sub-folders, or a data dir whose validation/ split is used.
-    With face detection each image is classified on its largest face. Exits with status 1 if
-    any input was skipped (the metrics then cover the rest).
-    With face detection each image gets one answer from all its faces (--photo-rule).
+    With face detection each image gets one answer from all its faces (--photo-rule). Exits
+    with status 1 if any input was skipped (the metrics then cover the rest).
     """
-    from emotion_tf.evaluate import evaluate_export
+    from emotion_tf.evaluate import evaluate_export, format_by_source
     from emotion_tf.io_utils import atomic_write_bytes, atomic_write_json
     from emotion_tf.metrics import format_metrics
     from emotion_tf.predictors.resolve import open_model
@@ -393,7 +392,10 @@ def evaluate(
         rule=photo_rule,
         mistakes=MISTAKES_SHOWN if mistakes_png else 0,
     )
-    click.echo(json.dumps(metrics, indent=2) if fmt == "json" else format_metrics(metrics))
+    if fmt == "json":
+        click.echo(json.dumps(metrics, indent=2))
+    else:
+        click.echo(format_metrics(metrics) + format_by_source(metrics))
     for item in metrics["errors"]:
         click.echo(f"skipped {item['path']}: {item['error']}", err=True)
     if output:

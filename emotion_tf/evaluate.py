@@ -23,6 +23,7 @@ from emotion_tf.data.pipeline import Split, decoded_examples
 from emotion_tf.errors import DataError
 from emotion_tf.faces.locate import (
     SOURCE_FALLBACK,
+    SOURCE_NAMES,
     SOURCE_SECOND_LOOK,
     Detector,
     FaceMode,
@@ -31,7 +32,12 @@ from emotion_tf.faces.locate import (
     resolve_detector,
 )
 from emotion_tf.faces.photo_label import DEFAULT_PHOTO_RULE, check_photo_rule
-from emotion_tf.metrics import add_intervals, classification_metrics, wilson_interval
+from emotion_tf.metrics import (
+    add_intervals,
+    classification_metrics,
+    format_interval,
+    wilson_interval,
+)
 from emotion_tf.predict import (
     NO_FACE,
     FacePredictionRow,
@@ -275,6 +281,19 @@ def accuracy_by_source(found: LabelledPredictions) -> dict[str, dict[str, Any]]:
             "accuracy_ci95": wilson_interval(correct, len(chosen)),
         }
     return out
+
+
+def format_by_source(metrics: dict[str, Any]) -> str:
+    """The "read from" table of `accuracy_by_source` as `evaluate` prints it ("" without one)."""
+    if not metrics.get("by_source"):
+        return ""
+    lines = ["", "", f"{'read from':<14}{'files':>8}{'accuracy':>10}"]
+    for source, row in metrics["by_source"].items():
+        lines.append(
+            f"{SOURCE_NAMES.get(source, source):<14}{row['files']:>8d}{row['accuracy']:>10.4f}"
+            + format_interval(row, "accuracy_ci95")
+        )
+    return "\n".join(lines)
 
 
 def evaluate_export(

@@ -102,7 +102,7 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     auc = metrics.get("roc_auc")
     lines = [
         f"images            {metrics['count']}",
-        f"accuracy          {metrics['accuracy']:.4f}" + _interval(metrics, "accuracy_ci95"),
+        f"accuracy          {metrics['accuracy']:.4f}" + format_interval(metrics, "accuracy_ci95"),
         f"balanced accuracy {metrics['balanced_accuracy']:.4f}",
         f"ROC AUC           {auc:.4f}" if auc is not None else "ROC AUC           n/a",
     ]
@@ -114,7 +114,7 @@ def format_metrics(metrics: dict[str, Any]) -> str:
         row = metrics["per_class"][name]
         lines.append(
             f"{name:<12}{row['precision']:>10.4f}{row['recall']:>10.4f}"
-            f"{row['f1']:>10.4f}{row['support']:>10d}" + _interval(row, "recall_ci95")
+            f"{row['f1']:>10.4f}{row['support']:>10d}" + format_interval(row, "recall_ci95")
         )
     lines += [
         "",
@@ -123,19 +123,11 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     ]
     for name, row in zip(names, metrics["confusion_matrix"]):
         lines.append(f"{name:<12}" + "".join(f"{v:>10d}" for v in row))
-    if metrics.get("by_source"):
-        from emotion_tf.faces.locate import SOURCE_NAMES
-
-        lines += ["", f"{'read from':<14}{'files':>8}{'accuracy':>10}"]
-        for source, row in metrics["by_source"].items():
-            lines.append(
-                f"{SOURCE_NAMES.get(source, source):<14}{row['files']:>8d}{row['accuracy']:>10.4f}"
-                + _interval(row, "accuracy_ci95")
-            )
     return "\n".join(lines)
 
 
-def _interval(values: dict[str, Any], key: str) -> str:
+def format_interval(values: dict[str, Any], key: str) -> str:
+    """`values[key]`, a [low, high] pair, as the reports print a 95% interval ("" if absent)."""
     low_high = values.get(key)
     return f"  (95% CI {low_high[0]:.4f}-{low_high[1]:.4f})" if low_high else ""
 
