@@ -49,6 +49,9 @@ TARGET_FINETUNED = 85.0  # percent on validation, fine-tuned recipe
 # chosen in grouped CV over two fold seeds, 531 of 642 against 528 for whole-image
 # (docs/faces-and-reports.md, "A second look").
 RECIPE_FALLBACK = "second-look"
+# One reader's look at each photo, blind to its folder and to every model's reading: the class
+# its picture shows, or "unclear" (docs/faces-and-reports.md, "Which photos show their label").
+READER_LABELS = Path(__file__).with_name("web_photos_reader.csv")
 
 
 def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -90,6 +93,19 @@ class FixedBoxes:
 
     def detect(self, image: np.ndarray) -> list[Any]:
         return list(self.boxes)
+
+
+def photo_key(path: str) -> str:
+    """`split/class/file`: how a web-happy-sad photo is named in the reader's labels."""
+    return "/".join(Path(path).parts[-3:])
+
+
+def read_reader_labels(path: Path) -> dict[str, str]:
+    """The reader's label (happy, sad or unclear) of each photo, by `photo_key`."""
+    import csv
+
+    with open(path, newline="") as handle:
+        return {row["photo"]: row["reader"] for row in csv.DictReader(handle)}
 
 
 def labelled_photos(folder: Path) -> list[tuple[str, int]]:
@@ -260,7 +276,11 @@ def _points(value: Any) -> dict[str, tuple[float, float]] | None:
     return {k: (float(v[0]), float(v[1])) for k, v in value.items()} if value else None
 
 
-def score(results: list[PhotoResult], rule: str) -> dict[str, Any]:
+def score(
+    results: list[PhotoResult], rule: str, reader: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Accuracy and counts; with `reader`, also split into photos whose picture shows a class
+    to the reader (`readable`) and photos it calls unclear (each scored on the folder label)."""
     predicted = np.array([int(np.argmax(r.probabilities(rule))) for r in results])
     labels = np.array([r.label for r in results])
     right = predicted == labels
@@ -283,6 +303,21 @@ def score(results: list[PhotoResult], rule: str) -> dict[str, Any]:
         "correct_second_look": int(right[faint].sum()),
         "several_faces": sum(1 for r in results if len(r.face_probs) > 1),
         "cpu_per_photo": float(np.mean([r.cpu for r in results])),
+        **_by_reader(results, right, reader or {}),
+    }
+
+
+def _by_reader(results: list[PhotoResult], right: np.ndarray, reader: dict[str, str]) -> dict:
+    seen = [reader.get(photo_key(r.path)) for r in results]
+    if not any(seen):
+        return {}
+    readable = np.array([s not in (None, "unclear") for s in seen])
+    unclear = np.array([s == "unclear" for s in seen])
+    return {
+        "readable": int(readable.sum()),
+        "correct_readable": int(right[readable].sum()),
+        "unclear": int(unclear.sum()),
+        "correct_unclear": int(right[unclear].sum()),
     }
 
 
@@ -299,6 +334,18 @@ def add_figures(report: Report, name: str, figures: dict[str, Any], target: floa
     op = ">=" if target is not None else ""
     report.add(Figure(f"{name}.accuracy", figures["accuracy"], "%", op, target, note))
     report.add(Figure(f"{name}.balanced_accuracy", figures["balanced_accuracy"], "%"))
+    if figures.get("readable"):
+        low, high = wilson(figures["correct_readable"], figures["readable"])
+        report.add(
+            Figure(
+                f"{name}.readable_accuracy",
+                100 * figures["correct_readable"] / figures["readable"],
+                "%",
+                note=f"95% CI {low:.1f}-{high:.1f}, {figures['correct_readable']}/"
+                f"{figures['readable']} photos whose class the reader sees "
+                f"(unclear: {figures['correct_unclear']}/{figures['unclear']})",
+            )
+        )
     report.add(Figure(f"{name}.no_face_photos", figures["no_face"], "photos"))
     report.add(Figure(f"{name}.several_face_photos", figures["several_faces"], "photos"))
     report.add(Figure(f"{name}.cpu_seconds_per_photo", figures["cpu_per_photo"], "s"))
@@ -421,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
         help="how the fine-tuned models read photos where no face is found",
     )
     parser.add_argument(
+        "--reader-labels",
+        default=str(READER_LABELS),
+        help="CSV of photo,reader (happy, sad or unclear): accuracy is also given on the photos "
+        "whose picture shows a class to that reader ('' for none)",
+    )
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -444,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     if not model_path:
         raise SystemExit("--model is required (the FER run directory or its export)")
     model = LoadedExport(model_path)
+    reader = read_reader_labels(Path(args.reader_labels)) if args.reader_labels else None
     train = labelled_photos(data / "train")
     validation = labelled_photos(data / "validation")
     everything = train + validation
@@ -462,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         for detector, align in variants:
             results = classify(model, photos, detector, detections[detector], align)
             for rule in RULES:
-                figures = score(results, rule)
+                figures = score(results, rule, reader)
                 name = f"{split}.fer.{detector}{'.aligned' if align else ''}.{rule}"
                 report.details[name] = figures
                 main_line = rule == DEFAULT_PHOTO_RULE
@@ -489,13 +543,13 @@ def main(argv: list[str] | None = None) -> int:
                 fallback="second-look",
             )
             name = f"{split}.fer.{DEFAULT_DETECTOR}.second_look.{DEFAULT_PHOTO_RULE}"
-            report.details[name] = score(faint, DEFAULT_PHOTO_RULE)
+            report.details[name] = score(faint, DEFAULT_PHOTO_RULE, reader)
             add_figures(report, name, report.details[name], None)
         if args.fer_path:
             theirs = fer_package_results(photos, args.fer_path)
             for rule in ("largest", "area"):
                 name = f"{split}.fer_package.haar.{rule}"
-                report.details[name] = score(theirs, rule)
+                report.details[name] = score(theirs, rule, reader)
                 add_figures(report, name, report.details[name], None)
         if split == "validation" and DEFAULT_DETECTOR in names:
             auto = classify(
@@ -507,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
                 mode="auto",
             )
             name = f"validation.fer.{DEFAULT_DETECTOR}.faces_auto.{DEFAULT_PHOTO_RULE}"
-            figures = score(auto, DEFAULT_PHOTO_RULE)
+            figures = score(auto, DEFAULT_PHOTO_RULE, reader)
             report.details[name] = figures
             report.add(
                 Figure(
@@ -533,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
             args.finetuned_fallback,
         )
         report.details["finetune_run"] = info
-        figures = score(results, DEFAULT_PHOTO_RULE)
+        figures = score(results, DEFAULT_PHOTO_RULE, reader)
         report.details["validation.finetuned"] = figures
         add_figures(report, "validation.finetuned", figures, TARGET_FINETUNED)
         report.add(
@@ -566,11 +620,11 @@ def main(argv: list[str] | None = None) -> int:
                     face_cache,
                     args.finetuned_fallback,
                 )
-                fold_figures = score(scored, DEFAULT_PHOTO_RULE)
+                fold_figures = score(scored, DEFAULT_PHOTO_RULE, reader)
                 report.details[f"cv.finetuned.fold{k}"] = fold_figures
                 log(f"fold {k}: {fold_figures['accuracy']:.1f}%")
                 pooled.extend(scored)
-            figures = score(pooled, DEFAULT_PHOTO_RULE)
+            figures = score(pooled, DEFAULT_PHOTO_RULE, reader)
             report.details["cv.finetuned"] = figures
             add_figures(report, "cv.finetuned", figures, None)
     report.finish()
