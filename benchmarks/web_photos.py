@@ -11,13 +11,15 @@ Variants, each through the library's own face path (`emotion_tf.predict.face_inp
 
 Figures: accuracy with a 95% Wilson interval, balanced accuracy, photos with no face found,
 photos with several faces, CPU seconds per photo (detection + crops + model; wall time on a
-shared machine is not comparable). `--cv K` adds K-fold cross-validation over train +
-validation (stratified, seeded): the FER-model variants are scored on every photo (they learn
-nothing), the fine-tuned recipe is trained K times on K-1 folds and scored on the held-out
-fold; figures are pooled over all photos. Near-duplicate photos (the same picture at another
-size; `emotion_tf.data.near_duplicates`) are kept in one fold, as the train/validation split
-keeps them on one side (`--cv-groups none` deals photos one by one, which flatters the
-fine-tuned CV: a photo's near-copy may be in its training folds).
+shared machine is not comparable); `readable_accuracy` on the photos whose picture shows a
+class to one reader who saw neither folders nor readings (`web_photos_reader.csv`). `--cv K`
+adds K-fold cross-validation over train + validation (stratified, seeded): the FER-model
+variants are scored on every photo (they learn nothing), the fine-tuned recipe is trained K
+times on K-1 folds and scored on the held-out fold; figures are pooled over all photos.
+Near-duplicate photos (the same picture at another size; `emotion_tf.data.near_duplicates`) are
+kept in one fold, as the train/validation split keeps them on one side (`--cv-groups none`
+deals photos one by one, which flatters the fine-tuned CV: a photo's near-copy may be in its
+training folds).
 
     python -m benchmarks.web_photos --model /work/runs/fer-last-s1337
     python -m benchmarks.web_photos --model RUN --cv 5 --detections /tmp/detections.json
@@ -106,6 +108,16 @@ def read_reader_labels(path: Path) -> dict[str, str]:
 
     with open(path, newline="") as handle:
         return {row["photo"]: row["reader"] for row in csv.DictReader(handle)}
+
+
+def reader_labels_for(photos: list[tuple[str, int]], path: str | Path) -> dict[str, str] | None:
+    """The reader's labels when they name every one of `photos` (else None, said in the log:
+    they belong to another data set)."""
+    labels = read_reader_labels(Path(path))
+    if any(photo_key(photo) not in labels for photo, _ in photos):
+        log(f"{path} does not name every photo scored here: no readable_accuracy")
+        return None
+    return labels
 
 
 def labelled_photos(folder: Path) -> list[tuple[str, int]]:
@@ -497,10 +509,10 @@ def main(argv: list[str] | None = None) -> int:
     if not model_path:
         raise SystemExit("--model is required (the FER run directory or its export)")
     model = LoadedExport(model_path)
-    reader = read_reader_labels(Path(args.reader_labels)) if args.reader_labels else None
     train = labelled_photos(data / "train")
     validation = labelled_photos(data / "validation")
     everything = train + validation
+    reader = reader_labels_for(everything, args.reader_labels) if args.reader_labels else None
     names = [n for n in args.detectors.split(",") if n]
     cache = Path(args.detections) if args.detections else work / "detections.json"
     detections = detect_all(everything if args.cv else validation, names, cache)

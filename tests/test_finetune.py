@@ -317,12 +317,24 @@ def test_web_photos_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixtur
     from benchmarks import web_photos as module
 
     out = tmp_path / "web.json"
-    assert module.main(["--smoke", "--out", str(out), "--work-dir", str(tmp_path / "w")]) == 0
+    reader = tmp_path / "reader.csv"  # names the smoke photos; one of them unclear
+    unclear = ("validation", "sad", 0)
+    rows = [
+        f"{split}/{label}/{label}{i}.jpg,{'unclear' if (split, label, i) == unclear else label}"
+        for split, count in (("train", 4), ("validation", 3))
+        for label in ("happy", "sad")
+        for i in range(count)
+    ]
+    reader.write_text("photo,reader\n" + "\n".join(rows) + "\n")
+    argv = ["--smoke", "--out", str(out), "--work-dir", str(tmp_path / "w")]
+    assert module.main([*argv, "--reader-labels", str(reader)]) == 0
     report = json.loads(out.read_text())
     names = {f["name"] for f in report["figures"]}
     assert "validation.fer.haar.area.accuracy" in names
     assert "validation.finetuned.accuracy" in names
-    assert report["details"]["validation.finetuned"]["count"] == 6
+    assert "validation.finetuned.readable_accuracy" in names
+    finetuned = report["details"]["validation.finetuned"]
+    assert (finetuned["count"], finetuned["readable"], finetuned["unclear"]) == (6, 5, 1)
     assert "SUMMARY validation.finetuned.accuracy" in capsys.readouterr().out
     assert module.wilson(85, 100) == pytest.approx((76.7, 90.7), abs=0.1)
 

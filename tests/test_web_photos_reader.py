@@ -48,3 +48,12 @@ def test_reader_labels_name_every_web_photo_once(shared_data_dir: Path) -> None:
     labels = read_reader_labels(READER_LABELS)
     assert set(labels) == photos
     assert set(labels.values()) == {"happy", "sad", "unclear"}
+
+
+def test_reader_labels_of_another_data_set_are_not_used(tmp_path: Path) -> None:
+    from benchmarks.web_photos import reader_labels_for
+
+    csv = tmp_path / "reader.csv"
+    csv.write_text("photo,reader\ntrain/happy/a.jpg,happy\n")
+    assert reader_labels_for([("/x/train/happy/a.jpg", 0)], csv) == {"train/happy/a.jpg": "happy"}
+    assert reader_labels_for([("/x/train/happy/a.jpg", 0), ("/x/train/sad/b.jpg", 1)], csv) is None
