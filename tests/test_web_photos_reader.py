@@ -40,6 +40,7 @@ def test_score_splits_photos_by_the_readers_labels() -> None:
     assert "readable" not in score(results, "area")
 
 
+@pytest.mark.shared_data
 def test_reader_labels_name_every_web_photo_once(shared_data_dir: Path) -> None:
     web = shared_data_dir / "web-happy-sad"
     if not web.is_dir():
