@@ -11,6 +11,7 @@ from benchmarks.web_photos import (
     PhotoResult,
     photo_key,
     read_reader_labels,
+    reader_labels_for,
     score,
 )
 
@@ -52,8 +53,6 @@ def test_reader_labels_name_every_web_photo_once(shared_data_dir: Path) -> None:
 
 
 def test_reader_labels_of_another_data_set_are_not_used(tmp_path: Path) -> None:
-    from benchmarks.web_photos import reader_labels_for
-
     csv = tmp_path / "reader.csv"
     csv.write_text("photo,reader\ntrain/happy/a.jpg,happy\n")
     assert reader_labels_for([("/x/train/happy/a.jpg", 0)], csv) == {"train/happy/a.jpg": "happy"}
