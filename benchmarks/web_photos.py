@@ -1,7 +1,7 @@
 """Benchmark: happy/sad on web photos of people (../shared/data/web-happy-sad), one answer per
 photo, every photo counted (no face found: the whole photo is classified).
 
-Variants, each through the library's own face path (`emotion_tf.predict.face_inputs`):
+Variants, each through the library's own face path (`emotion_tf.pipeline.run.crop_regions`):
 - the FER model alone with each detector (haar, mtcnn, blazeface), without and with landmark
   alignment, and each photo rule (largest face, mean, area-weighted mean);
 - the fine-tuned recipe (`configs/web-photos.yaml`: the FER model fine-tuned on the train
@@ -131,9 +131,9 @@ def detect_all(
     photos: list[tuple[str, int]], names: list[str], cache: Path | None
 ) -> dict[str, dict[str, Any]]:
     """{detector: {path: {"boxes": [...], "cpu": seconds}}}, read from / added to `cache`."""
-    from emotion_tf.data.files import read_upright_image as _read
     from emotion_tf.faces.detectors import get_detector
-    from emotion_tf.faces.photo import decode_photo
+    from emotion_tf.pipeline.decode import decode_source
+    from emotion_tf.pipeline.sources import read_source
 
     found: dict[str, dict[str, Any]] = {}
     if cache is not None and cache.is_file():
@@ -147,10 +147,10 @@ def detect_all(
         detector.detect(np.zeros((64, 64, 3), np.uint8))  # first-call set-up off the clock
         log(f"detecting faces with {name} in {len(todo)} photos")
         for path in todo:
-            data, error = _read(path, 50_000_000)
-            if error is not None:
-                raise SystemExit(f"{path}: {error}")
-            image = decode_photo(data, 3)
+            source = read_source(path)
+            if source.error is not None:
+                raise SystemExit(f"{path}: {source.error}")
+            image = decode_source(source, 3).colour
             started = time.process_time()
             boxes = detector.detect(image)
             table[path] = {
@@ -173,31 +173,26 @@ def classify(
     mode: str = "detect",
     fallback: str = "whole-image",
 ) -> list[PhotoResult]:
-    """Every photo through `face_inputs` with the stored boxes, then the model; a photo with
-    no face stored is classified whole (or, with `fallback="second-look"`, looked at again)."""
-    from emotion_tf.data.files import read_upright_image as _read
+    """Every photo through the photo pipeline's crops (`crop_regions`) with the stored boxes,
+    then the model; a photo with no face stored is classified whole (or, with
+    `fallback="second-look"`, looked at again)."""
     from emotion_tf.faces.detector import FaceBox
     from emotion_tf.faces.locate import SOURCE_SECOND_LOOK
-    from emotion_tf.faces.photo import decode_photo
-    from emotion_tf.predict import face_inputs
+    from emotion_tf.pipeline.decode import decode_source
+    from emotion_tf.pipeline.options import PhotoOptions
+    from emotion_tf.pipeline.run import crop_regions
+    from emotion_tf.pipeline.sources import read_source
+
+    options = PhotoOptions(faces=mode, fallback=fallback, align=align)  # type: ignore[arg-type]
 
     results = []
     for path, label in photos:
         entry = detections[path]
         boxes = [FaceBox(**{**b, "landmarks": _points(b.get("landmarks"))}) for b in entry["boxes"]]
         started = time.process_time()
-        data, _ = _read(path, 50_000_000)
-        image = decode_photo(data, model.channels)
-        colour = decode_photo(data, 3) if model.channels != 3 else None
-        regions, inputs = face_inputs(
-            image,
-            model.input_size,
-            mode,  # type: ignore[arg-type]
-            fallback,  # type: ignore[arg-type]
-            None,
-            FixedBoxes(detector, boxes),
-            align,
-            colour,
+        decoded = decode_source(read_source(path), model.channels)
+        regions, inputs = crop_regions(
+            decoded, model.input_size, options, FixedBoxes(detector, boxes)
         )
         probs = model.predict_images(inputs)["probabilities"].tolist()
         cpu = time.process_time() - started + entry["cpu"]

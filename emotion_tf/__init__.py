@@ -13,8 +13,10 @@ from emotion_tf import tf_startup
 
 __version__ = "0.1.0"
 
-# Before anything imports TensorFlow: its faster oneDNN kernels on every x86 CPU (tf_startup).
+# Before anything imports TensorFlow: its faster oneDNN kernels on every x86 CPU, and its C++
+# start-up log kept quiet (tf_startup; `emotion-tf -v` shows it).
 tf_startup.prefer_onednn()
+tf_startup.quiet_by_default()
 
 
 def load(model: Any = None) -> Any:

@@ -6,8 +6,6 @@ faces, video: watch; pack); all run inside the one error boundary of `emotion_tf
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import sys
@@ -17,12 +15,27 @@ from typing import Any
 import click
 
 from emotion_tf import __version__
-from emotion_tf.cli_base import existing_data_dir, group, model_option, show_tensorflow_log
+from emotion_tf.cli_base import (
+    existing_data_dir,
+    group,
+    model_option,
+    progress,
+    show_tensorflow_log,
+    trust_model_option,
+)
 from emotion_tf.data.cli import data
 from emotion_tf.errors import ConfigError
 from emotion_tf.explain.cli import explain
-from emotion_tf.faces.cli import crop_faces, detector_options, face_options, photo_rule_option
+from emotion_tf.faces.cli import (
+    crop_faces,
+    detector_options,
+    face_options,
+    photo_options,
+    photo_rule_option,
+)
 from emotion_tf.packaged.cli import pack
+from emotion_tf.pipeline.options import DEFAULT_OPTIONS
+from emotion_tf.predict import FORMATS, format_rows
 from emotion_tf.report.cli import report
 from emotion_tf.serve.cli import serve
 from emotion_tf.train.cli import train
@@ -145,41 +158,7 @@ def export(
     click.echo(str(target))
 
 
-def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
-    from emotion_tf.predict import as_face_row
-
-    # The same keys as with --faces: programs need not know which was used.
-    if fmt == "json":
-        return json.dumps([as_face_row(row).to_dict() for row in rows], indent=2)
-    if fmt == "jsonl":
-        return "\n".join(json.dumps(as_face_row(row).to_dict()) for row in rows)
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["path", "label", "confidence", *class_names, "error"])
-        for row in rows:
-            probs = row.probabilities or {}
-            writer.writerow(
-                [
-                    row.path,
-                    row.label or "",
-                    "" if row.confidence is None else f"{row.confidence:.6f}",
-                    *[f"{probs[n]:.6f}" if n in probs else "" for n in class_names],
-                    row.error or "",
-                ]
-            )
-        return buffer.getvalue().rstrip("\n")
-    width = max([len(r.path) for r in rows] + [4])
-    lines = [
-        f"{'path':<{width}}  {'label':<8}{'conf':>7}  " + "  ".join(f"{n:>7}" for n in class_names)
-    ]
-    for row in rows:
-        if row.error:
-            lines.append(f"{row.path:<{width}}  ERROR: {row.error}")
-            continue
-        probs = "  ".join(f"{row.probabilities[n]:>7.3f}" for n in class_names)
-        lines.append(f"{row.path:<{width}}  {row.label:<8}{row.confidence:>7.3f}  {probs}")
-    return "\n".join(lines)
+EXIT_UNREADABLE = 1  # some inputs could not be read; the others were answered
 
 
 @main.command()
@@ -188,18 +167,20 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv", "jsonl"]),
+    type=click.Choice(FORMATS),
     default="table",
     show_default=True,
-    help="jsonl: one JSON object per line (videos: written as each frame is done).",
+    help="table for people; json, jsonl (one object per line; videos: as each frame is done) "
+    "or csv for programs, all with the same fields.",
 )
-@click.option("--batch-size", default=64, show_default=True)
-@face_options(
-    "auto: find faces unless the image already looks like a face crop; detect: always "
-    "find faces; none: classify each image whole (pre-cropped faces).",
-    "When no face is found: a 'no face found' row (none), classify the whole image, or "
-    "second-look: classify fainter faces BlazeFace finds at a lower bar, else the whole image.",
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_OPTIONS.batch_size,
+    show_default=True,
+    help="Face crops per model call.",
 )
+@face_options
 @click.option(
     "--annotate",
     "annotate_dir",
@@ -213,12 +194,7 @@ def _format_rows(rows: list[Any], class_names: list[str], fmt: str) -> str:
     "Videos: write timeline.png, summary.json and report.html into this folder.",
     prefix="Videos: ",
 )
-@click.option(
-    "--trust-model",
-    is_flag=True,
-    help="Run the export even if its graph uses ops outside the allow-list (file, network, "
-    "Python ops); only for exports you trust.",
-)
+@trust_model_option
 @detector_options
 @click.option(
     "--per-photo", is_flag=True, help="One row per photo from all its faces (see --photo-rule)."
@@ -242,26 +218,21 @@ def predict(
     per_photo: bool,
     photo_rule: str,
 ) -> None:
-    """Predict happy/sad for image files and folders (recursively), or for video files.
+    """Predict happy/sad for image files and folders (any depth), or for video files.
 
-    Uses the packaged model unless --model names another. With face detection, each face
-    gives one row with its box [x, y, w, h] and detector score. Videos (mp4, mov, avi, mkv,
-    webm) give one row per person per analysed frame, with the time, frame index and a person
-    id that follows the face; a summary per video goes to stderr. Exits with status 1 if any
-    input could not be predicted (a photo without a face is not a failure: it gets a "no face
-    found" row).
+    Uses the packaged model unless --model names another. Each face gives one row with its box
+    [x, y, w, h] and detector score (0-1); --per-photo gives one row per photo. A photo without
+    a face is an answer (source whole-image or second-look; with --fallback none a no_face
+    row). Runs over several photos end with a summary on stderr. Videos (mp4, mov, avi, mkv,
+    webm) give one row per person per analysed frame. Exit status: 0 when every input was
+    read, 1 when some could not be (the others are answered), 2 for a usage error.
     """
-    from emotion_tf.predict import (
-        Annotator,
-        as_plain_row,
-        format_face_rows,
-        format_photo_rows,
-        per_photo_rows,
-        predict_faces,
-        predict_paths,
-    )
+    from emotion_tf.predict import Annotator, face_rows, photo_row, predict_photos
     from emotion_tf.predictors.resolve import open_model
 
+    options = photo_options(
+        faces, fallback, face_margin, detector, align, photo_rule, batch_size=batch_size
+    )
     videos = [p for p in paths if is_video_path(p)]
     if videos:
         if len(videos) < len(paths):
@@ -284,43 +255,34 @@ def predict(
         )
         if failed:
             click.echo(f"{failed} of {len(videos)} video(s) failed", err=True)
-            sys.exit(1)
+            sys.exit(EXIT_UNREADABLE)
         return
     loaded = open_model(model, trust=trust_model)
-    if faces == "none" and not annotate_dir:
-        rows = list(predict_paths(loaded, paths, batch_size=batch_size))
-        click.echo(_format_rows(rows, loaded.class_names, fmt))
-    else:
-        annotator = Annotator(Path(annotate_dir), loaded.class_names) if annotate_dir else None
-        rows = list(
-            predict_faces(
-                loaded,
-                paths,
-                faces,
-                fallback,
-                batch_size=batch_size,
-                margin=face_margin,
-                on_image=annotator,
-                detector=detector,
-                align=align,
-            )
-        )
-        if faces == "none":
-            click.echo(_format_rows([as_plain_row(r) for r in rows], loaded.class_names, fmt))
-        elif per_photo:
-            photos = list(per_photo_rows(rows, loaded.class_names, photo_rule))
-            click.echo(format_photo_rows(photos, loaded.class_names, fmt))
-        else:
-            click.echo(format_face_rows(rows, loaded.class_names, fmt))
-        no_face = sum(1 for row in rows if row.no_face)
-        if no_face:
-            click.echo(f"{no_face} image(s) with no face found", err=True)
-        if annotator:
-            click.echo(f"annotated {len(annotator.written)} image(s) in {annotate_dir}", err=True)
-    failed = sum(1 for row in rows if row.error)
-    if failed:
-        click.echo(f"{failed} of {len(rows)} input(s) failed", err=True)
-        sys.exit(1)
+    from emotion_tf.pipeline.sources import expand_inputs
+    from emotion_tf.pipeline.summary import RunSummary
+
+    items = list(expand_inputs(paths))
+    annotator = Annotator(Path(annotate_dir), loaded.class_names) if annotate_dir else None
+    answers = predict_photos(loaded, [path for path, _ in items], options, annotator)
+    summary = RunSummary(loaded.class_names)
+    rows: list[Any] = []
+    with progress(answers, len(items), "reading photos") as bar:
+        for answer in bar:
+            summary.add(answer)
+            rows.extend([photo_row(answer)] if per_photo else face_rows(answer))
+            if fmt == "jsonl":
+                for row in rows:
+                    click.echo(json.dumps(row.to_dict()))
+                rows.clear()
+    if fmt != "jsonl":
+        click.echo(format_rows(rows, loaded.class_names, fmt))
+    if summary.photos > 1:
+        click.echo(summary.line(), err=True)
+    if annotator:
+        click.echo(f"annotated {len(annotator.written)} image(s) in {annotate_dir}", err=True)
+    if summary.unreadable:
+        click.echo(f"{summary.unreadable} of {summary.photos} input(s) unreadable", err=True)
+        sys.exit(EXIT_UNREADABLE)
 
 
 MISTAKES_SHOWN = 24  # photos on evaluate's --mistakes sheet
@@ -329,22 +291,19 @@ MISTAKES_SHOWN = 24  # photos on evaluate's --mistakes sheet
 @main.command()
 @click.argument("data_dir", type=click.Path(file_okay=False), callback=existing_data_dir)
 @model_option
-@click.option("--output", type=click.Path(dir_okay=False), help="Also write metrics JSON here.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-@face_options(
-    "auto: classify the largest face unless the image already looks like a face crop; "
-    "detect: always find faces; none: classify each image whole.",
-    "When no face is found: skip the image (listed), classify the whole image, or "
-    "second-look: classify fainter faces BlazeFace finds at a lower bar, else the whole image.",
+    "--output", "-o", type=click.Path(dir_okay=False), help="Also write metrics JSON here."
 )
 @click.option(
-    "--trust-model",
-    is_flag=True,
-    help="Run the export even if its graph uses ops outside the allow-list (file, network, "
-    "Python ops); only for exports you trust.",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json for programs.",
 )
+@face_options
+@trust_model_option
 @detector_options
 @photo_rule_option
 @click.option(
@@ -372,8 +331,9 @@ def evaluate(
     expected calibration error of the model (default: the packaged one) on DATA_DIR.
 
     DATA_DIR is a folder of class sub-folders, or a data dir whose validation/ split is used.
-    With face detection each image gets one answer from all its faces (--photo-rule). Exits
-    with status 1 if any input was skipped (the metrics then cover the rest).
+    Every photo goes through the same pipeline as predict and gets one answer from all its
+    faces (--photo-rule). Exit status: 0 when every photo was read, 1 when some could not be
+    (the metrics then cover the rest), 2 for a usage error.
     """
     from emotion_tf.evaluate import evaluate_export, format_by_source
     from emotion_tf.io_utils import atomic_write_bytes, atomic_write_json
@@ -381,23 +341,18 @@ def evaluate(
     from emotion_tf.predictors.resolve import open_model
 
     predictor = open_model(model, trust=trust_model)
+    options = photo_options(faces, fallback, face_margin, detector, align, photo_rule)
     metrics = evaluate_export(
-        predictor,
-        Path(data_dir),
-        faces=faces,
-        fallback=fallback,
-        margin=face_margin,
-        detector=detector,
-        align=align,
-        rule=photo_rule,
-        mistakes=MISTAKES_SHOWN if mistakes_png else 0,
+        predictor, Path(data_dir), options, mistakes=MISTAKES_SHOWN if mistakes_png else 0
     )
     if fmt == "json":
         click.echo(json.dumps(metrics, indent=2))
     else:
         click.echo(format_metrics(metrics) + format_by_source(metrics))
     for item in metrics["errors"]:
-        click.echo(f"skipped {item['path']}: {item['error']}", err=True)
+        click.echo(f"unreadable {item['path']}: {item['error']}", err=True)
+    if metrics["no_face"]:
+        click.echo(f"{len(metrics['no_face'])} photo(s) without a face, not scored", err=True)
     if output:
         atomic_write_json(Path(output), metrics)
     if mistakes_png:
@@ -407,8 +362,8 @@ def evaluate(
         atomic_write_bytes(Path(mistakes_png), mistakes_sheet(shown, predictor.class_names))
         click.echo(f"drew {len(shown)} mistake(s) in {mistakes_png}", err=True)
     if metrics["errors"]:
-        click.echo(f"{len(metrics['errors'])} input(s) skipped", err=True)
-        sys.exit(1)
+        click.echo(f"{len(metrics['errors'])} of {metrics['photos']} photo(s) unreadable", err=True)
+        sys.exit(EXIT_UNREADABLE)
 
 
 for _command in (train, serve, report, explain, data, watch, pack):

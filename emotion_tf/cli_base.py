@@ -11,7 +11,7 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import click
@@ -19,12 +19,9 @@ import click
 from emotion_tf import tf_startup
 from emotion_tf.errors import DataError, EmotionTFError, ModelDirError
 
-# Before anything imports TensorFlow: keep its C++ start-up chatter (CUDA library registration,
-# CPU feature notes) out of the output, so that an error stays one line; `emotion-tf -v` shows it.
-TF_LOG_LEVEL_SET_BY_USER = "TF_CPP_MIN_LOG_LEVEL" in os.environ
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-if not TF_LOG_LEVEL_SET_BY_USER:
-    tf_startup.quiet_tensorflow_import()
+# TensorFlow's C++ start-up chatter is kept out of the output by `import emotion_tf`
+# (tf_startup.quiet_by_default), so that an error stays one line; `emotion-tf -v` shows it.
+TF_LOG_LEVEL_SET_BY_USER = tf_startup.TF_LOG_LEVEL_SET_BY_USER
 
 
 def show_tensorflow_log() -> None:
@@ -117,3 +114,25 @@ def existing_data_dir(ctx: click.Context, param: click.Parameter, value: str) ->
     if not os.path.isdir(value):
         raise DataError(f"data folder not found: {value}")
     return value
+
+
+TRUST_MODEL_HELP = (
+    "Run the export even if its graph uses ops outside the allow-list (file, network, Python "
+    "ops); only for exports you trust."
+)
+
+
+def trust_model_option(func: Callable) -> Callable:
+    """`--trust-model`, the same on every command that runs a model."""
+    return click.option("--trust-model", is_flag=True, help=TRUST_MODEL_HELP)(func)
+
+
+@contextlib.contextmanager
+def progress(items: Iterable[Any], length: int, label: str) -> Iterator[Iterable[Any]]:
+    """`items` with a progress bar on stderr when it is a terminal and there is more than one;
+    the items unchanged otherwise (pipes and logs get no bar)."""
+    if length < 2 or not sys.stderr.isatty():
+        yield items
+        return
+    with click.progressbar(items, length=length, label=label, file=sys.stderr) as bar:
+        yield bar

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +21,20 @@ from emotion_tf.data.files import discover_classes, list_split, split_folder
 from emotion_tf.data.pipeline import Split, decoded_examples
 from emotion_tf.errors import DataError
 from emotion_tf.faces.locate import (
+    SOURCE_DETECTOR,
     SOURCE_FALLBACK,
     SOURCE_NAMES,
     SOURCE_SECOND_LOOK,
-    Detector,
-    FaceMode,
-    Fallback,
-    check_mode,
     resolve_detector,
 )
-from emotion_tf.faces.photo_label import DEFAULT_PHOTO_RULE, check_photo_rule
 from emotion_tf.metrics import (
     add_intervals,
     classification_metrics,
     format_interval,
     wilson_interval,
 )
-from emotion_tf.predict import (
-    NO_FACE,
-    FacePredictionRow,
-    PredictionRow,
-    per_photo_rows,
-    predict_faces,
-    predict_paths,
-)
+from emotion_tf.pipeline.options import DEFAULT_OPTIONS, PhotoOptions
+from emotion_tf.predict import predict_photos
 from emotion_tf.predictors import Predictor
 
 
@@ -113,54 +102,6 @@ def predict_split(
     return SplitPredictions(np.concatenate(labels), np.concatenate(probabilities), mistakes)
 
 
-def _one_row_per_file(
-    model: Predictor,
-    paths: list[str],
-    batch_size: int,
-    faces: FaceMode,
-    fallback: Fallback,
-    margin: float | None,
-    detector: Detector | str | None,
-    counts: dict[str, int],
-    align: bool = False,
-    rule: str = DEFAULT_PHOTO_RULE,
-    boxes: dict[str, list[list[int]]] | None = None,
-) -> list[PredictionRow]:
-    """One row per file in order; with face detection, the file's faces give one answer by
-    `rule` (emotion_tf.faces.photo_label), and a file without a face is an error row (or,
-    with `fallback="whole-image"`, is classified whole). `boxes`, when given, receives each
-    file's face boxes."""
-    if faces == "none":
-        return list(predict_paths(model, paths, batch_size))
-    face_rows = predict_faces(
-        model, paths, faces, fallback, batch_size, margin=margin, detector=detector, align=align
-    )
-    if boxes is not None:
-        face_rows = _recording_boxes(face_rows, boxes)
-    rows = per_photo_rows(face_rows, model.class_names, rule)
-    chosen: list[PredictionRow] = []
-    for row in rows:
-        if row.no_face or row.source in (SOURCE_FALLBACK, SOURCE_SECOND_LOOK):
-            counts["no_face_files"] += 1
-        if row.source == SOURCE_SECOND_LOOK:
-            counts["second_look_files"] += 1
-        if row.faces > 1:
-            counts["multi_face_files"] += 1
-        counts["faces_found"] += row.faces
-        chosen.append(PredictionRow(row.path, error=NO_FACE) if row.no_face else row)
-    return chosen
-
-
-def _recording_boxes(
-    rows: Iterator[FacePredictionRow], boxes: dict[str, list[list[int]]]
-) -> Iterator[FacePredictionRow]:
-    """Pass `rows` through, noting each face's box under its file's path."""
-    for row in rows:
-        if row.box is not None and row.source != SOURCE_FALLBACK:
-            boxes.setdefault(row.path, []).append(list(row.box))
-        yield row
-
-
 @dataclasses.dataclass
 class LabelledPredictions:
     """A model's probabilities on a labelled folder, with the files it could not classify."""
@@ -173,28 +114,24 @@ class LabelledPredictions:
     paths: list[str] = dataclasses.field(default_factory=list)  # the rows' files, in order
     sources: list[str | None] = dataclasses.field(default_factory=list)  # how each was read
     boxes: dict[str, list[list[int]]] = dataclasses.field(default_factory=dict)  # faces found
+    no_face: list[str] = dataclasses.field(default_factory=list)  # read, no face (not scored)
 
 
 def predict_labelled(
     model: Predictor,
     data_dir: Path,
-    batch_size: int = 64,
-    faces: FaceMode = "none",
-    fallback: Fallback = "none",
-    margin: float | None = None,
-    detector: Detector | str | None = None,
-    align: bool = False,
-    rule: str = DEFAULT_PHOTO_RULE,
+    options: PhotoOptions | None = None,
+    **changes: Any,
 ) -> LabelledPredictions:
-    """`model`'s probabilities on the images of `data_dir` (its validation split if it has one).
+    """`model`'s probabilities on the images of `data_dir` (its validation split if it has
+    one), every photo through the photo pipeline (`options`, default: the pipeline's defaults;
+    `changes`: PhotoOptions fields to change, e.g. `faces="none"`).
 
-    With `faces="auto"` or `"detect"`, each file gets one answer from all its faces (`rule`);
-    files without a face are listed in `errors` and counted in `no_face_files` (with
-    `fallback="whole-image"` they are classified whole, and still counted; with
-    `"second-look"` fainter faces are classified where found, counted in `second_look_files`).
+    Every file gets one answer from all its faces (the photo rule); a file that cannot be read
+    is listed in `errors`; a photo without a face (only with `fallback="none"`) is counted in
+    `no_face_files` and listed in `no_face`, not scored.
     """
-    check_mode(faces, fallback)
-    check_photo_rule(rule)
+    options = (options or DEFAULT_OPTIONS).replace(**changes)
     folder = split_folder(data_dir, "validation")
     found = discover_classes(folder)
     unknown = sorted(set(found) - set(model.class_names))
@@ -208,27 +145,28 @@ def predict_labelled(
     index_of = {name: model.class_names.index(name) for name in present}
     counts = {"no_face_files": 0, "second_look_files": 0, "multi_face_files": 0, "faces_found": 0}
     boxes: dict[str, list[list[int]]] = {}
-    rows = _one_row_per_file(
-        model,
-        files.paths,
-        batch_size,
-        faces,
-        fallback,
-        margin,
-        detector,
-        counts,
-        align,
-        rule,
-        boxes,
-    )
-    labels, probabilities, errors, read = [], [], [], []
-    for row, label in zip(rows, files.labels):
-        if row.error:
-            errors.append({"path": row.path, "error": row.error})
+    labels, probabilities, errors, no_face, read = [], [], [], [], []
+    answers = predict_photos(model, files.paths, options)
+    for answer, label in zip(answers, files.labels):
+        if answer.error is not None:
+            errors.append({"path": answer.name, "error": answer.error})
+            continue
+        if answer.no_face or answer.source in (SOURCE_FALLBACK, SOURCE_SECOND_LOOK):
+            counts["no_face_files"] += 1
+        counts["second_look_files"] += answer.source == SOURCE_SECOND_LOOK
+        counts["multi_face_files"] += answer.face_count > 1
+        counts["faces_found"] += answer.face_count if options.faces != "none" else 0
+        found_boxes = [
+            f.box for f in answer.faces if f.source in (SOURCE_DETECTOR, SOURCE_SECOND_LOOK)
+        ]
+        if found_boxes:
+            boxes[answer.name] = found_boxes
+        if answer.no_face:
+            no_face.append(answer.name)
             continue
         labels.append(index_of[present[label]])
-        probabilities.append([row.probabilities[name] for name in model.class_names])
-        read.append(row)
+        probabilities.append([answer.probabilities[name] for name in model.class_names])
+        read.append(answer)
     if not labels:
         raise DataError(f"no image in {folder} could be evaluated")
     return LabelledPredictions(
@@ -237,9 +175,10 @@ def predict_labelled(
         np.array(probabilities),
         errors,
         counts,
-        [row.path for row in read],
-        [getattr(row, "source", None) for row in read],
+        [answer.name for answer in read],
+        [answer.source for answer in read],
         boxes,
+        no_face,
     )
 
 
@@ -299,23 +238,18 @@ def format_by_source(metrics: dict[str, Any]) -> str:
 def evaluate_export(
     model: Predictor,
     data_dir: Path,
-    batch_size: int = 64,
-    faces: FaceMode = "none",
-    fallback: Fallback = "none",
-    margin: float | None = None,
-    detector: Detector | str | None = None,
-    align: bool = False,
-    rule: str = DEFAULT_PHOTO_RULE,
+    options: PhotoOptions | None = None,
     mistakes: int = 0,
+    **changes: Any,
 ) -> dict[str, Any]:
     """Metrics of `model` on the images of `data_dir` (its validation split if it has one),
-    including the expected calibration error of its confidences (10 bins); with `mistakes`,
-    also that many of the most confident mistakes (`most_confident_mistakes`)."""
+    every photo read by the photo pipeline (`predict_labelled`), including the expected
+    calibration error of its confidences (10 bins); with `mistakes`, also that many of the
+    most confident mistakes (`most_confident_mistakes`)."""
     from emotion_tf.calibration import expected_calibration_error
 
-    found = predict_labelled(
-        model, data_dir, batch_size, faces, fallback, margin, detector, align, rule
-    )
+    options = (options or DEFAULT_OPTIONS).replace(**changes)
+    found = predict_labelled(model, data_dir, options)
     metrics = add_intervals(
         classification_metrics(found.labels, found.probabilities, model.class_names)
     )
@@ -328,19 +262,21 @@ def evaluate_export(
             "model": str(model.path),
             "errors": found.errors,
             "skipped_files": len(found.errors),
+            "no_face": found.no_face,
+            "photos": len(found.labels) + len(found.errors) + len(found.no_face),
         }
     )
     if mistakes:
         metrics["mistakes"] = most_confident_mistakes(found, model.class_names, mistakes)
-    if faces != "none":
-        name = getattr(resolve_detector(detector), "name", str(detector))
+    if options.faces != "none":
+        name = getattr(resolve_detector(options.detector), "name", str(options.detector))
         metrics.update(
             {
-                "faces": faces,
-                "fallback": fallback,
+                "faces": options.faces,
+                "fallback": options.fallback,
                 "detector": name,
-                "align": align,
-                "photo_rule": rule,
+                "align": options.align,
+                "photo_rule": options.rule,
                 **found.counts,
                 "by_source": accuracy_by_source(found),
             }

@@ -31,8 +31,19 @@ from typing import Any
 # absl's preamble, and its informational lines ("I0000 00:00:17961.7  6122 port.cc:153] ...")
 STARTUP_NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
-    r"|I\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w.]+:\d+\] )"
+    r"|I\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w.]+:\d+\] "
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU)"
 )
+# Whether the user chose TensorFlow's log level; if not, emotion-tf keeps its C++ log quiet.
+TF_LOG_LEVEL_SET_BY_USER = "TF_CPP_MIN_LOG_LEVEL" in os.environ
+
+
+def quiet_by_default() -> None:
+    """Keep TensorFlow's C++ start-up log out of normal runs and of `import emotion_tf`
+    (before anything imports TensorFlow), unless the user set `TF_CPP_MIN_LOG_LEVEL`."""
+    if not TF_LOG_LEVEL_SET_BY_USER:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        quiet_tensorflow_import()
 
 
 # platform.machine() of an x86-64 CPU (Linux and macOS, Windows), lower-cased.

@@ -40,7 +40,9 @@ FAINT = np.asarray(clutter(9))
 
 def test_second_look_reads_fainter_faces_only_where_none_was_found() -> None:
     from emotion_tf.faces.second_look import SECOND_LOOK_MIN_SCORE
-    from emotion_tf.predict import face_inputs
+    from emotion_tf.pipeline.decode import Decoded
+    from emotion_tf.pipeline.options import PhotoOptions
+    from emotion_tf.pipeline.run import crop_regions
 
     blazeface = detectors.get_detector("blazeface")
     assert blazeface.detect(FAINT) == []
@@ -60,8 +62,9 @@ def test_second_look_reads_fainter_faces_only_where_none_was_found() -> None:
         assert abs((region.box.x + region.box.w / 2) - (box.x + box.w / 2)) <= 1
         assert region.box.w != box.w
     # The model reads the faint face's crop, not the whole canvas.
-    found, inputs = face_inputs(FAINT, 32, "detect", "second-look", None, nothing)
-    whole = face_inputs(FAINT, 32, "detect", "whole-image", None, nothing)[1]
+    decoded = Decoded(FAINT, FAINT)
+    found, inputs = crop_regions(decoded, 32, PhotoOptions("detect", "second-look"), nothing)
+    whole = crop_regions(decoded, 32, PhotoOptions("detect", "whole-image"), nothing)[1]
     assert len(found) == len(inputs) == len(faint) and not np.array_equal(inputs[0], whole[0])
 
     # A photo where the detector found faces is read the same with or without a second look.

@@ -1,12 +1,14 @@
-"""Turn what a Python caller hands `predict` into named uint8 images, or a reason per item.
+"""Turn what a Python caller hands `predict` into photo-pipeline sources, or a reason per item.
 
-Accepted: paths of image files, folders (searched recursively), encoded bytes, PIL images,
-and NumPy uint8 arrays [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] (RGB order, alpha dropped).
+Accepted: paths of image files, folders (searched to any depth), encoded bytes, PIL images of
+any mode (16-bit and float images scaled to 8 bits by their real range), and NumPy arrays
+[H, W], [H, W, 1], [H, W, 3] or [H, W, 4] (RGB order, alpha dropped) of uint8, or of other
+integer or float types (scaled like 16-bit images). An item that cannot be used carries its
+`error`; it never stops the others.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 from collections.abc import Iterator
@@ -15,16 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from emotion_tf.data.files import TF_DECODABLE_FORMATS
+from emotion_tf.pipeline.decode import PhotoSource
+from emotion_tf.pipeline.limits import size_problem
+from emotion_tf.pipeline.sources import sources_from_paths
+
 ImageInput = Any  # str | Path | bytes | PIL.Image.Image | np.ndarray
-
-
-@dataclasses.dataclass
-class LoadedInput:
-    """One image to classify: its name, and its pixels or why there are none."""
-
-    name: str
-    image: np.ndarray | None = None  # uint8 [H, W, channels], upright
-    error: str | None = None
 
 
 def is_many(inputs: ImageInput) -> bool:
@@ -34,92 +32,98 @@ def is_many(inputs: ImageInput) -> bool:
     return isinstance(inputs, (str, Path)) and os.path.isdir(inputs)
 
 
-def load_inputs(inputs: ImageInput, channels: int, max_pixels: int) -> Iterator[LoadedInput]:
-    """One `LoadedInput` per image, in order (a folder gives one per file inside it)."""
+def load_inputs(inputs: ImageInput, max_pixels: int) -> Iterator[PhotoSource]:
+    """One source per image, in order (a folder gives one per file inside it)."""
     items = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     for index, item in enumerate(items):
         if isinstance(item, (str, Path)):
-            yield from _from_path(item, channels, max_pixels)
-        else:
-            yield _from_object(item, index, channels, max_pixels)
+            yield from sources_from_paths([item], max_pixels)
+            continue
+        try:
+            yield _from_object(item, index, max_pixels)
+        except (MemoryError, ValueError, TypeError, OSError) as err:  # one bad item, not all
+            yield PhotoSource(f"<{type(item).__name__} {index}>", error=_reason(err))
 
 
-def _from_path(item: str | Path, channels: int, max_pixels: int) -> Iterator[LoadedInput]:
-    from emotion_tf.data.files import read_upright_image
-    from emotion_tf.predict import expand_inputs
-
-    for path, error in expand_inputs([item]):
-        data = None
-        if error is None:
-            data, error = read_upright_image(path, max_pixels)
-        if error is not None:
-            yield LoadedInput(path, error=error)
-        else:
-            yield _decoded(path, data, channels)
+def _reason(err: BaseException) -> str:
+    return f"cannot be used ({type(err).__name__}: {err})"[:200]
 
 
-def _from_object(item: Any, index: int, channels: int, max_pixels: int) -> LoadedInput:
+def _from_object(item: Any, index: int, max_pixels: int) -> PhotoSource:
     if isinstance(item, (bytes, bytearray, memoryview)):
         name = f"<bytes {index}>"
         data = bytes(item)
         error = check_encoded(data, max_pixels)
-        return LoadedInput(name, error=error) if error else _decoded(name, data, channels)
+        return PhotoSource(name, error=error) if error else PhotoSource(name, data=data)
     if isinstance(item, np.ndarray):
-        name = f"<array {index}>"
-        return _from_array(name, item, channels, max_pixels)
-    from PIL import Image, ImageOps
+        return _from_array(f"<array {index}>", item, max_pixels)
+    from PIL import Image
 
     if isinstance(item, Image.Image):
-        name = f"<PIL image {index}>"
-        if item.width * item.height > max_pixels:
-            return LoadedInput(name, error=_too_large(item.width, item.height, max_pixels))
-        upright = ImageOps.exif_transpose(item)
-        gray = upright.mode in ("1", "L", "LA", "I", "I;16", "F")
-        pixels = np.asarray(upright.convert("L" if gray else "RGB"))
-        return _from_array(name, pixels, channels, max_pixels)
-    return LoadedInput(
+        return _from_pil(f"<PIL image {index}>", item, max_pixels)
+    return PhotoSource(
         f"<{type(item).__name__} {index}>",
-        error="expected a path, a folder, encoded bytes, a PIL image or a uint8 NumPy array. "
+        error="expected a path, a folder, encoded bytes, a PIL image or a NumPy array. "
         f"Received: {type(item).__name__}",
     )
 
 
-def _from_array(name: str, array: np.ndarray, channels: int, max_pixels: int) -> LoadedInput:
-    from emotion_tf.faces.crop import convert_channels
+def _from_pil(name: str, image: Any, max_pixels: int) -> PhotoSource:
+    """Any Pillow mode: RGB-like modes to RGB, gray-like (1, L, LA, I, I;16, F) to 8-bit gray
+    scaled by the image's real range, palette modes through their palette."""
+    from PIL import ImageOps
 
+    problem = size_problem(image.width, image.height, max_pixels)
+    if problem is not None:
+        return PhotoSource(name, error=problem)
+    upright = ImageOps.exif_transpose(image)
+    mode = upright.mode
+    if mode in ("1", "L", "LA", "La"):
+        return _from_array(name, np.asarray(upright.convert("L")), max_pixels)
+    if mode.startswith("I") or mode == "F":
+        return _from_array(name, np.asarray(upright), max_pixels)
+    return _from_array(name, np.asarray(upright.convert("RGB")), max_pixels)
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """uint8 pixels of an integer or float array: uint8 as it is; a float array within [0, 1]
+    times 255; any other by its real range (min..max to 0..255, a flat image to mid-gray when
+    it is not all zero)."""
+    if array.dtype == np.uint8:
+        return array
+    values = array.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError("the array holds NaN or infinite values")
+    low, high = float(values.min()), float(values.max())
+    if array.dtype.kind == "f" and low >= 0.0 and high <= 1.0:
+        return np.round(values * 255.0).astype(np.uint8)
+    if array.dtype.kind == "b":
+        return (values * 255).astype(np.uint8)
+    if high == low:
+        return np.full(array.shape, 0 if high == 0 else 128, np.uint8)
+    return np.round((values - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
+def _from_array(name: str, array: np.ndarray, max_pixels: int) -> PhotoSource:
     shape_ok = array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3, 4))
-    if array.dtype != np.uint8 or not shape_ok:
-        return LoadedInput(
+    if array.dtype.kind not in "uifb" or not shape_ok:
+        return PhotoSource(
             name,
-            error="expected a uint8 array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4]. "
+            error="expected an array [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] of numbers. "
             f"Received: {array.dtype} {list(array.shape)}",
         )
     height, width = array.shape[:2]
-    if height < 1 or width < 1:
-        return LoadedInput(name, error=f"empty image. Received: shape {list(array.shape)}")
-    if height * width > max_pixels:
-        return LoadedInput(name, error=_too_large(width, height, max_pixels))
+    problem = size_problem(width, height, max_pixels)
+    if problem is not None:
+        return PhotoSource(name, error=f"{problem}. Received: shape {list(array.shape)}")
     if array.ndim == 3 and array.shape[-1] == 4:
         array = array[..., :3]
-    return LoadedInput(name, np.ascontiguousarray(convert_channels(array, channels)))
-
-
-def _decoded(name: str, data: bytes, channels: int) -> LoadedInput:
-    import tensorflow as tf
-
-    from emotion_tf.faces.photo import decode_photo
-
-    try:
-        return LoadedInput(name, decode_photo(data, channels))
-    except tf.errors.InvalidArgumentError:
-        return LoadedInput(name, error="cannot be decoded as jpg/png/bmp/gif")
+    return PhotoSource(name, pixels=np.ascontiguousarray(to_uint8(array)))
 
 
 def check_encoded(data: bytes, max_pixels: int) -> str | None:
     """Why encoded `data` cannot be used (header checked before any pixel is decoded), or None."""
     from PIL import Image, UnidentifiedImageError
-
-    from emotion_tf.data.files import TF_DECODABLE_FORMATS
 
     if not data:
         return "empty bytes"
@@ -132,12 +136,9 @@ def check_encoded(data: bytes, max_pixels: int) -> str | None:
         return "not an image: content is not a known image format"
     except Exception as err:  # PIL raises a zoo of errors on malformed headers
         return f"not a readable image ({type(err).__name__}: {err})"[:160]
-    if width * height > max_pixels:
-        return _too_large(width, height, max_pixels)
+    problem = size_problem(width, height, max_pixels)
+    if problem is not None:
+        return problem
     if image_format not in TF_DECODABLE_FORMATS:
         return f"{image_format} content, which TensorFlow cannot decode (convert it to PNG or JPEG)"
     return None
-
-
-def _too_large(width: int, height: int, max_pixels: int) -> str:
-    return f"too large: {width}x{height} pixels exceeds the limit of {max_pixels} (max_pixels)"

@@ -6,14 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from emotion_tf.api.inputs import ImageInput, LoadedInput, is_many, load_inputs
+from emotion_tf.api.inputs import ImageInput, is_many, load_inputs
 from emotion_tf.api.results import FacePrediction, ImagePrediction, PhotoPrediction
-from emotion_tf.errors import ConfigError, InputError
-from emotion_tf.faces.crop import DEFAULT_MARGIN
-from emotion_tf.faces.locate import Detector, FaceMode, Fallback, check_mode
-from emotion_tf.predict import DEFAULT_MAX_PIXELS, NO_FACE, face_inputs
+from emotion_tf.errors import InputError
+from emotion_tf.faces.locate import Detector, FaceMode, Fallback
+from emotion_tf.faces.photo_label import PhotoRule
+from emotion_tf.pipeline.options import DEFAULT_OPTIONS, PhotoOptions
+from emotion_tf.pipeline.run import PhotoAnswer, PhotoPipeline
 from emotion_tf.predictors import Predictor
 from emotion_tf.video.smoothing import DEFAULT_SMOOTH_S
 from emotion_tf.video.source import DEFAULT_SAMPLE_FPS
@@ -57,18 +56,19 @@ class EmotionModel:
     def predict(
         self,
         inputs: ImageInput,
-        batch_size: int = 64,
-        faces: FaceMode = "auto",
-        fallback: Fallback = "none",
-        margin: float = DEFAULT_MARGIN,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        detector: Detector | None = None,
+        batch_size: int | None = None,
+        faces: FaceMode | None = None,
+        fallback: Fallback | None = None,
+        margin: float | None = None,
+        max_pixels: int | None = None,
+        detector: Detector | str | None = None,
+        align: bool | None = None,
     ) -> ImagePrediction | list[ImagePrediction]:
         """Per-face predictions. `faces`: "auto" (find faces unless the image already looks
-        like a face crop), "detect" (always find faces) or "none" (classify the whole image)."""
-        results = list(
-            self._predict_all(inputs, batch_size, faces, fallback, margin, max_pixels, detector)
-        )
+        like a face crop), "detect" (always find faces) or "none" (classify the whole image).
+        Every option left out takes the photo pipeline's default, as the CLI does."""
+        options = _options(batch_size, faces, fallback, margin, max_pixels, detector, align)
+        results = [_image_prediction(a) for a in self._answers(inputs, options)]
         return results if is_many(inputs) else _single(results)
 
     def analyze_video(
@@ -88,104 +88,76 @@ class EmotionModel:
     def predict_photo(
         self,
         inputs: ImageInput,
-        batch_size: int = 64,
-        faces: FaceMode = "auto",
-        fallback: Fallback = "none",
-        margin: float = DEFAULT_MARGIN,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        detector: Detector | None = None,
+        batch_size: int | None = None,
+        faces: FaceMode | None = None,
+        fallback: Fallback | None = None,
+        margin: float | None = None,
+        max_pixels: int | None = None,
+        detector: Detector | str | None = None,
+        align: bool | None = None,
+        rule: PhotoRule | None = None,
     ) -> PhotoPrediction | list[PhotoPrediction]:
-        """One answer per photo: the prediction on its largest face (the main subject)."""
-        results = [
-            photo_answer(result)
-            for result in self._predict_all(
-                inputs, batch_size, faces, fallback, margin, max_pixels, detector
-            )
-        ]
+        """One answer per photo from all its faces by the photo rule (default "area"), exactly
+        as `emotion-tf predict --per-photo` gives it."""
+        options = _options(batch_size, faces, fallback, margin, max_pixels, detector, align, rule)
+        results = [_photo_prediction(a) for a in self._answers(inputs, options)]
         return results if is_many(inputs) else _single(results)
 
-    def _predict_all(
-        self,
-        inputs: ImageInput,
-        batch_size: int,
-        faces: FaceMode,
-        fallback: Fallback,
-        margin: float,
-        max_pixels: int,
-        detector: Detector | None,
-    ) -> Iterator[ImagePrediction]:
-        check_mode(faces, fallback)
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be an integer >= 1. Received: {batch_size!r}")
-        size, channels = self.predictor.input_size, self.predictor.channels
-        pending: list[tuple[LoadedInput, list[Any], np.ndarray | None]] = []
-        queued = 0
-        for item in load_inputs(inputs, channels, max_pixels):
-            regions, crops = [], None
-            if item.image is not None:
-                regions, crops = face_inputs(item.image, size, faces, fallback, margin, detector)
-                queued += len(regions)
-            pending.append((item, regions, crops))
-            if queued >= batch_size or len(pending) >= batch_size:
-                yield from self._flush(pending, batch_size)
-                pending, queued = [], 0
-        yield from self._flush(pending, batch_size)
-
-    def _flush(
-        self, pending: list[tuple[LoadedInput, list[Any], np.ndarray | None]], batch_size: int
-    ) -> Iterator[ImagePrediction]:
-        crops = [c for _, _, c in pending if c is not None and len(c)]
-        probabilities = np.zeros((0, len(self.class_names)), np.float32)
-        if crops:
-            stacked = np.concatenate(crops)
-            probabilities = np.concatenate(
-                [
-                    self.predictor.predict_images(stacked[i : i + batch_size])["probabilities"]
-                    for i in range(0, len(stacked), batch_size)
-                ]
-            )
-        cursor = 0
-        for item, regions, _ in pending:
-            if item.error is not None:
-                yield ImagePrediction(item.name, error=item.error)
-                continue
-            found = []
-            for region in regions:
-                row = probabilities[cursor]
-                cursor += 1
-                best = int(np.argmax(row))
-                found.append(
-                    FacePrediction(
-                        label=self.class_names[best],
-                        confidence=float(row[best]),
-                        probabilities={n: float(p) for n, p in zip(self.class_names, row)},
-                        box=region.box.as_list(),
-                        score=region.box.score,
-                        source=region.source,
-                    )
-                )
-            yield ImagePrediction(item.name, found)
+    def _answers(self, inputs: ImageInput, options: PhotoOptions) -> Iterator[PhotoAnswer]:
+        pipeline = PhotoPipeline(self.predictor, options)
+        return pipeline.run(load_inputs(inputs, options.max_pixels))
 
 
-def photo_answer(result: ImagePrediction) -> PhotoPrediction:
-    """The photo's answer: its largest face (faces come largest first), or why there is none."""
-    if result.error is not None:
-        return PhotoPrediction(result.input, error=result.error)
-    if not result.faces:
-        return PhotoPrediction(result.input, error=NO_FACE)
-    main = result.faces[0]
+def _options(
+    batch_size: int | None,
+    faces: str | None,
+    fallback: str | None,
+    margin: float | None,
+    max_pixels: int | None,
+    detector: Detector | str | None,
+    align: bool | None,
+    rule: str | None = None,
+) -> PhotoOptions:
+    """The pipeline's defaults with the caller's choices."""
+    return DEFAULT_OPTIONS.replace(
+        batch_size=batch_size,
+        faces=faces,
+        fallback=fallback,
+        margin=margin,
+        max_pixels=max_pixels,
+        detector=detector,
+        align=align,
+        rule=rule,
+    )
+
+
+def _image_prediction(answer: PhotoAnswer) -> ImagePrediction:
+    if answer.error is not None:
+        return ImagePrediction(answer.name, error=answer.error)
+    faces = [FacePrediction(**face.to_dict()) for face in answer.faces]
+    return ImagePrediction(answer.name, faces, no_face=answer.no_face)
+
+
+def _photo_prediction(answer: PhotoAnswer) -> PhotoPrediction:
+    """The photo's answer: from all its faces (the photo rule), or why there is none."""
+    if answer.error is not None:
+        return PhotoPrediction(answer.name, error=answer.error)
+    if answer.no_face:
+        return PhotoPrediction(answer.name, no_face=True)
     return PhotoPrediction(
-        result.input,
-        main.label,
-        main.confidence,
-        main.probabilities,
-        main.box,
-        len(result.faces),
+        answer.name,
+        answer.label,
+        answer.confidence,
+        answer.probabilities,
+        answer.faces[0].box,
+        answer.face_count,
+        source=answer.source,
+        rule=answer.rule,
     )
 
 
 def _single(results: list[Any]) -> Any:
     (result,) = results
-    if result.error is not None and result.error != NO_FACE:
+    if result.error is not None:
         raise InputError(f"{result.input}: {result.error}")
     return result

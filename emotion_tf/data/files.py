@@ -20,8 +20,13 @@ from typing import Any
 from emotion_tf.data.animation import first_frame, frames
 from emotion_tf.data.orientation import read_orientation, upright_png
 from emotion_tf.errors import DataError
+from emotion_tf.pipeline.limits import size_problem
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# The one message for bytes that no decoder of the path reads.
+UNDECODABLE = "cannot be decoded as an image (jpg, png, bmp, gif, webp)"
+
+# Every format the decode path reads (TensorFlow decodes WebP too): one list for every door.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 SPLITS = ("train", "validation")
 # What TensorFlow's decode_image reads, by PIL's name for the format.
 TF_DECODABLE_FORMATS = {"JPEG", "PNG", "BMP", "GIF", "WEBP"}
@@ -97,25 +102,45 @@ def discover_classes(split_dir: Path) -> list[str]:
     return names
 
 
-def list_images(folder: Path) -> tuple[list[str], list[str]]:
-    """All image files under `folder` (recursive, sorted) and the other entries found.
+def list_images(
+    folder: Path, unreadable: list[tuple[str, str]] | None = None
+) -> tuple[list[str], list[str]]:
+    """All image files under `folder` (sorted, any depth) and the other entries found.
 
+    The walk keeps its own stack, so a tree thousands of levels deep needs no recursion.
     Symlinked files are listed (they are read through the link); symlinked folders are not
     followed, so a link loop cannot make the walk endless: they are reported with the others.
+    A folder that cannot be listed is appended to `unreadable` as (path, reason), or logged.
     """
     images: list[str] = []
     others: list[str] = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        linked = sorted(d for d in dirs if os.path.islink(os.path.join(root, d)))
-        for name in linked:
-            log.warning("not following symlinked folder %s", display_path(os.path.join(root, name)))
-            others.append(os.path.join(root, name))
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in linked)
-        for name in sorted(files):
-            if name.startswith("."):
+    stack = [str(folder)]
+    while stack:
+        root = stack.pop()
+        try:
+            with os.scandir(root) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError as err:
+            reason = f"cannot read folder: {err.strerror or err}"
+            if unreadable is None:
+                log.warning("%s: %s", display_path(root), reason)
+            else:
+                unreadable.append((root, reason))
+            continue
+        folders = []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            (images if is_image_name(name) else others).append(os.path.join(root, name))
-    return images, others
+            path = os.path.join(root, entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(path)
+            elif entry.is_symlink() and os.path.isdir(path):
+                log.warning("not following symlinked folder %s", display_path(path))
+                others.append(path)
+            else:
+                (images if is_image_name(entry.name) else others).append(path)
+        stack.extend(reversed(folders))
+    return sorted(images), others
 
 
 def list_split(split_dir: Path, class_names: list[str] | None = None) -> LabelledFiles:
@@ -223,6 +248,9 @@ def read_image_bytes(path: str, max_pixels: int) -> tuple[bytes | None, ImageInf
             f"too large: {width}x{height} pixels ({pixels} to decode) exceeds the limit of "
             f"{max_pixels} (data.max_pixels)"
         )
+    problem = size_problem(width, height, max_pixels, "data.max_pixels")
+    if problem is not None:
+        return None, ImageInfo(problem)
     if image_format not in TF_DECODABLE_FORMATS:
         return None, ImageInfo(
             f"{image_format} content, which TensorFlow cannot decode (convert it to PNG or JPEG)"
@@ -341,4 +369,4 @@ def read_upright_image(path: str, max_pixels: int) -> tuple[bytes | None, str | 
     try:
         return upright_png(data, info.orientation), None
     except tf.errors.OpError:
-        return None, "cannot be decoded as jpg/png/bmp/gif"
+        return None, UNDECODABLE

@@ -1,4 +1,4 @@
-"""`emotion-tf explain IMAGE... --out DIR [-m MODEL]`: Grad-CAM heat maps for faces in images."""
+"""`emotion-tf explain IMAGE... --output DIR [-m MODEL]`: Grad-CAM heat maps for faces in images."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from emotion_tf.cli_base import command, model_option
-from emotion_tf.faces.cli import detector_options, face_options
+from emotion_tf.faces.cli import detector_options, face_options, photo_options
 
 EXPLAIN_MODEL_HELP = (
     "A run directory (its kept checkpoint), a .keras file, an export inside a run directory, or "
@@ -22,7 +22,8 @@ EXPLAIN_MODEL_HELP = (
 @click.argument("images", nargs=-1, required=True)
 @functools.partial(model_option, help=EXPLAIN_MODEL_HELP)
 @click.option(
-    "--out",
+    "--output",
+    "-o",
     "out_dir",
     required=True,
     type=click.Path(file_okay=False),
@@ -35,12 +36,7 @@ EXPLAIN_MODEL_HELP = (
     metavar="NAME",
     help="Also explain this class (repeatable); the predicted class is always done.",
 )
-@face_options(
-    "auto: detect faces unless the image already looks like a face crop; "
-    "detect: always detect; none: use each image whole.",
-    "What to do when no face is found: report it (none), use the whole image, or "
-    "second-look: fainter faces BlazeFace finds at a lower bar, else the whole image.",
-)
+@face_options
 @detector_options
 def explain(
     images: tuple[str, ...],
@@ -67,11 +63,7 @@ def explain(
         list(images),
         Path(out_dir),
         list(classes),
-        faces,
-        fallback,
-        face_margin,
-        detector,
-        align,
+        photo_options(faces, fallback, face_margin, detector, align),
     )
     failed = 0
     for item in results:

@@ -11,18 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
-from emotion_tf.data.files import read_upright_image
 from emotion_tf.errors import ConfigError
 from emotion_tf.explain.gradcam import GradCam, explanation_panel, paste_heat
 from emotion_tf.explain.model import KerasModel
 from emotion_tf.faces.annotate import Annotation, annotate_image
 from emotion_tf.faces.crop import face_region, framing_of
-from emotion_tf.faces.locate import check_mode, resolve_detector
-from emotion_tf.faces.photo import decode_photo
+from emotion_tf.faces.locate import resolve_detector
 from emotion_tf.io_utils import atomic_write_bytes, atomic_write_json
-from emotion_tf.predict import DEFAULT_MAX_PIXELS, expand_inputs, face_inputs
+from emotion_tf.pipeline.decode import decode_source
+from emotion_tf.pipeline.options import DEFAULT_OPTIONS, PhotoOptions
+from emotion_tf.pipeline.run import crop_regions
+from emotion_tf.pipeline.sources import sources_from_paths
 
 EXPLANATIONS_FILE = "explanations.json"
 
@@ -50,11 +50,7 @@ def explain_paths(
     inputs: list[str],
     out_dir: Path,
     classes: list[str] | None = None,
-    faces: str = "auto",
-    fallback: str = "none",
-    margin: float | None = None,
-    detector: Any = None,
-    align: bool = False,
+    options: PhotoOptions = DEFAULT_OPTIONS,
 ) -> list[Explanation]:
     """Write Grad-CAM panels for every face of every input into `out_dir`.
 
@@ -64,9 +60,7 @@ def explain_paths(
     `explanations.json` lists everything written. Bad inputs give an error entry and the rest
     goes on.
     """
-    check_mode(faces, fallback)
-    if faces != "none":
-        detector = resolve_detector(detector)
+    detector = resolve_detector(options.detector) if options.faces != "none" else None
     names = keras_model.class_names
     for name in classes or []:
         if name not in names:
@@ -83,22 +77,19 @@ def explain_paths(
         atomic_write_bytes(out_dir / name, buffer.getvalue())
         return str(out_dir / name)
 
-    for path, error in expand_inputs(inputs):
-        data = None
-        if error is None:
-            data, error = read_upright_image(path, DEFAULT_MAX_PIXELS)
-        if error is None:
+    for source in sources_from_paths(inputs, options.max_pixels):
+        path = source.name
+        decoded = None
+        if source.error is None:
             try:
-                image = decode_photo(data, cam.channels)
-            except tf.errors.InvalidArgumentError:
-                error = "cannot be decoded as jpg/png/bmp/gif"
-        if error is not None:
-            results.append(Explanation(path, error=error))
+                decoded = decode_source(source, cam.channels)
+            except ValueError as err:
+                source.error = str(err)
+        if decoded is None:
+            results.append(Explanation(path, error=source.error))
             continue
-        photo = decode_photo(data, 3)
-        regions, crops = face_inputs(
-            image, cam.size, faces, fallback, margin, detector, align, photo
-        )
+        photo = decoded.colour
+        regions, crops = crop_regions(decoded, cam.size, options, detector)
         if not regions:
             results.append(Explanation(path, no_face=True))
             continue
@@ -118,7 +109,9 @@ def explain_paths(
                 confidence = float(probabilities[i, predicted[i]])
                 if not region.is_whole_image:
                     # An aligned crop's heat map is drawn unturned on its square.
-                    square = face_region(region.box, margin, framing_of(detector), align)
+                    square = face_region(
+                        region.box, options.margin, framing_of(detector), options.align
+                    )
                     whole = paste_heat(whole, square.as_box(), heat[i])
                     caption = f"{label} {confidence:.2f} (CAM: {explained})"
                     marks.append(Annotation(region.box.as_list(), caption, int(predicted[i])))

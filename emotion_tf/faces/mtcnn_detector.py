@@ -7,6 +7,8 @@ Networks", IEEE Signal Processing Letters, 2016.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from emotion_tf.errors import ConfigError
@@ -48,13 +50,15 @@ class MtcnnFaceDetector:
         self.min_face_size = min_face_size
         self.max_side = max_side
         self._mtcnn = MTCNN(device="CPU:0")
+        self._lock = threading.Lock()  # one MTCNN object: calls from threads take turns
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         """Faces in a uint8 gray or RGB image, largest first, with five landmarks each."""
         rgb, scale = downscaled(to_rgb(image), self.max_side)
         if min(rgb.shape[:2]) < 12:
             return []
-        found = self._mtcnn.detect_faces(rgb, min_face_size=self.min_face_size)
+        with self._lock:
+            found = self._mtcnn.detect_faces(rgb, min_face_size=self.min_face_size)
         boxes = []
         for face in found:
             score = float(face["confidence"])

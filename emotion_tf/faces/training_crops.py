@@ -91,9 +91,10 @@ def _face_crops(
     face), whether the cache already held them (otherwise they are made now), and whether
     they came from a second look (`data.no_face: second-look`)."""
     from emotion_tf.faces.locate import SOURCE_SECOND_LOOK
-    from emotion_tf.faces.photo import decode_photo
     from emotion_tf.io_utils import atomic_write_bytes, atomic_write_text
-    from emotion_tf.predict import face_inputs
+    from emotion_tf.pipeline.decode import PhotoSource, decode_source
+    from emotion_tf.pipeline.options import PhotoOptions
+    from emotion_tf.pipeline.run import crop_regions
 
     digest = hashlib.sha1(data).hexdigest()
     count_path, none_path = folder / f"{digest}.faces", folder / f"{digest}{NO_FACE_MARK}"
@@ -103,20 +104,12 @@ def _face_crops(
         return crops, True, how == [SECOND_LOOK_MARK]
     if none_path.is_file():
         return [], True, False
-    channels = config.model.channels
-    image = decode_photo(data, channels)
-    colour = decode_photo(data, 3) if channels != 3 else None
     fallback = "second-look" if config.data.no_face == "second-look" else "none"
-    regions, inputs = face_inputs(
-        image,
-        config.model.input_size,
-        "detect",
-        fallback,  # type: ignore[arg-type]
-        None,
-        config.data.detector,
-        config.data.align,
-        colour,
+    options = PhotoOptions(
+        faces="detect", fallback=fallback, detector=config.data.detector, align=config.data.align
     )
+    decoded = decode_source(PhotoSource(path, data=data), config.model.channels)
+    regions, inputs = crop_regions(decoded, config.model.input_size, options)
     faces = [(r, x) for r, x in zip(regions, inputs) if not r.is_whole_image]
     if not faces:
         atomic_write_text(none_path, display_path(path))

@@ -17,7 +17,7 @@ from emotion_tf.data.files import read_upright_image
 from emotion_tf.faces.annotate import Annotation, annotate_image
 from emotion_tf.faces.locate import SOURCE_FALLBACK, SOURCE_SECOND_LOOK
 from emotion_tf.faces.photo import decode_photo
-from emotion_tf.predict import DEFAULT_MAX_PIXELS
+from emotion_tf.pipeline.options import DEFAULT_MAX_PIXELS
 from emotion_tf.report.plots import image_grid
 
 THUMBNAIL_SIDE = 320  # pixels: the longer side of each photo on the sheet

@@ -16,9 +16,10 @@ a 5xx: a 500 means a bug, counted in `emotion_tf_internal_errors_total`.
 The newest version under the export base is served and the base is polled for new and deleted
 versions (`poll_seconds`, see emotion_tf.serve.versions).
 
-Extension point: `create_app(..., image_hook=f)` runs `f(image_bytes) -> image_bytes` on every
-encoded image before it is batched (in a worker thread), e.g. to crop the face out of a photo.
-A hook raises `ValueError("why")` to reject an image; the client gets a 400 naming the instance.
+With `photos` (a `PhotoReader`: `emotion-tf serve`'s default `--faces auto`), encoded images
+sent to the bytes signature go through the photo pipeline and get the answer `emotion-tf predict
+--per-photo` gives (emotion_tf.serve.photos); uint8 tensors and `--faces none` are served as
+TF Serving serves them.
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ from emotion_tf.errors import ConfigError
 from emotion_tf.export import BYTES_SIGNATURE
 from emotion_tf.serve.batching import DynamicBatcher, QueueFullError
 from emotion_tf.serve.metrics import METRICS_PATH, ServeMetrics
+from emotion_tf.serve.photos import PhotoReader, photo_response
 from emotion_tf.serve.protocol import (
     PredictRequest,
     RequestError,
-    check_image_bytes,
     format_response,
     parse_predict_request,
 )
@@ -57,8 +58,6 @@ if TYPE_CHECKING:
     from emotion_tf.serve.model import ServedModel
 
 log = logging.getLogger(__name__)
-
-ImageHook = Callable[[bytes], bytes]
 
 # TF Serving's routes (http_rest_api_handler.cc): case-insensitive, ASCII digits for versions.
 _PREDICT_PATH = re.compile(
@@ -127,12 +126,12 @@ class ServingApp:
         self,
         model: ServedModel | ModelVersions,
         settings: ServeSettings,
-        image_hook: ImageHook | None = None,
+        photos: PhotoReader | None = None,
     ):
         settings.validate()
         self.versions = model if isinstance(model, ModelVersions) else ModelVersions.fixed(model)
         self.settings = settings
-        self.image_hook = image_hook
+        self.photos = photos
         self.batcher = DynamicBatcher(
             _run_batch,
             max_batch_size=settings.max_batch_size,
@@ -360,20 +359,13 @@ class ServingApp:
             self.settings.max_instances,
             self.settings.max_pixels,
         )
-        if self.image_hook is not None and parsed.signature.kind == "bytes":
-            await run_in_threadpool(self._apply_hook, parsed)
+        if self.photos is not None and parsed.signature.kind == "bytes":
+            answers = await run_in_threadpool(self.photos.read, model.export, parsed)
+            names = list(model.export.class_names)
+            return JSONResponse(photo_response(answers, names, parsed.columnar))
         # The key holds the model object: a batch runs on the version it was parsed for.
         outputs = await self.batcher.submit((model, *parsed.batch_key), parsed, len(parsed))
         return JSONResponse(format_response(outputs, parsed.columnar, model.output_names))
-
-    def _apply_hook(self, parsed: PredictRequest) -> None:
-        assert self.image_hook is not None
-        for i, (value, label) in enumerate(zip(parsed.values, parsed.labels)):
-            try:
-                cropped = self.image_hook(value)
-            except ValueError as err:
-                raise RequestError(f"{label}: {err}") from err
-            parsed.values[i] = check_image_bytes(cropped, label, self.settings.max_pixels)
 
 
 def _run_batch(key: tuple[Any, ...], requests: Sequence[PredictRequest]) -> list[Any]:
@@ -404,10 +396,10 @@ def load_versions(model_base: str, settings: ServeSettings, warm_up: bool = True
 def create_app(
     model_base: str,
     settings: ServeSettings | None = None,
-    image_hook: ImageHook | None = None,
+    photos: PhotoReader | None = None,
     warm_up: bool = True,
 ) -> Starlette:
     """Load the newest version under `model_base` and return the ASGI app serving it."""
     settings = settings or ServeSettings()
     versions = load_versions(model_base, settings, warm_up)
-    return ServingApp(versions, settings, image_hook).build()
+    return ServingApp(versions, settings, photos).build()

@@ -7,16 +7,18 @@ import dataclasses
 import errno
 import functools
 import logging
+import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from emotion_tf.cli_base import command, model_option
+from emotion_tf.cli_base import command, model_option, trust_model_option
 from emotion_tf.errors import EmotionTFError
-from emotion_tf.faces.cli import detector_options
+from emotion_tf.faces.cli import detector_options, face_options, photo_options, photo_rule_option
 
 if TYPE_CHECKING:
+    from emotion_tf.pipeline.options import PhotoOptions
     from emotion_tf.serve.app import ServeSettings
     from emotion_tf.serve.connections import ConnectionLimits
 
@@ -99,22 +101,11 @@ def limit_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
 @limit_options
-@click.option(
-    "--trust-model",
-    is_flag=True,
-    help="Run the export even if its graph uses ops outside the allow-list (file, network, "
-    "Python ops).",
-)
+@trust_model_option
 @click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
-@click.option(
-    "--faces",
-    type=click.Choice(["none", "auto", "detect"]),
-    default="none",
-    show_default=True,
-    help="none: images are face crops (TF Serving's behaviour). auto/detect: find faces in "
-    "each photo and classify the largest (auto keeps images that already look like crops).",
-)
+@face_options
 @detector_options
+@photo_rule_option
 def serve(
     model: str | None,
     name: str,
@@ -134,11 +125,16 @@ def serve(
     trust_model: bool,
     access_log: bool,
     faces: str,
+    fallback: str,
+    face_margin: float | None,
     detector: str | None,
     align: bool,
+    photo_rule: str,
 ) -> None:
     """Serve a model with TensorFlow Serving's REST API: the packaged model, or the newest
-    export under --model. Example request:
+    export under --model. Photos sent to the bytes signature get the answer `emotion-tf
+    predict --per-photo` gives them, with the same options (--faces none: each image is read
+    whole through the export, as TF Serving reads it). Example request:
 
     \b
       curl http://127.0.0.1:8501/v1/models/emotion
@@ -169,11 +165,13 @@ def serve(
             host,
             port,
             access_log,
-            faces,
+            photo_options(faces, fallback, face_margin, detector, align, photo_rule),
             limits,
-            detector=detector,
-            align=align,
         )
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def run_server(
@@ -182,12 +180,12 @@ def run_server(
     host: str,
     port: int,
     access_log: bool = False,
-    faces: str = "none",
+    photos: PhotoOptions | None = None,
     limits: ConnectionLimits | None = None,
-    detector: str | None = None,
-    align: bool = False,
 ) -> None:
-    """Bind the port, load the model, then serve until interrupted (Ctrl-C stops it gracefully).
+    """Bind the port, load the model, then serve until interrupted (Ctrl-C or SIGTERM stops
+    it gracefully, and the caller's temporary files are removed). `photos`: the photo
+    pipeline's options for encoded images (None or faces "none": TF Serving's behaviour).
 
     The port is bound first, so a port in use fails at once rather than after the model loads.
     """
@@ -216,20 +214,13 @@ def run_server(
         )
         raise EmotionTFError(f"cannot listen on {host}:{port}: {reason}") from err
     try:
-        hook = None
-        if faces != "none":
-            from emotion_tf.export import read_metadata, resolve_export
-            from emotion_tf.serve.faces import largest_face_hook
+        from emotion_tf.serve.photos import PhotoReader
 
-            meta = read_metadata(resolve_export(model_base))
-            hook = largest_face_hook(
-                int(meta["channels"]),
-                int(meta["input_size"]),
-                faces,
-                detector=detector,
-                align=align,
-            )
-        serving = ServingApp(load_versions(model_base, settings), settings, hook)
+        reader = None
+        if photos is not None and photos.faces != "none":
+            reader = PhotoReader(photos)
+            reader.warm_up()  # the detector is built now, not on the first request
+        serving = ServingApp(load_versions(model_base, settings), settings, reader)
         # After loading: the model's own open files count against the descriptor limit.
         guard.limits = dataclasses.replace(
             guard.limits, max_connections=fitting_connection_cap(guard.limits.max_connections)
@@ -251,9 +242,14 @@ def run_server(
             timeout_graceful_shutdown=10,
         )
         server = uvicorn.Server(config)
-        # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: a clean stop.
-        with contextlib.suppress(KeyboardInterrupt):
-            server.run(sockets=[sock])
+        # uvicorn shuts down gracefully on Ctrl-C or SIGTERM, then raises the signal again: as
+        # a KeyboardInterrupt for both, so the caller's `finally` blocks run (temporary exports).
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                server.run(sockets=[sock])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     finally:
         sock.close()
     if not server.started:

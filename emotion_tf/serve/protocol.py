@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from emotion_tf.data.animation import first_frame, frames
+from emotion_tf.pipeline.limits import size_problem
 
 InputKind = Literal["bytes", "images"]
 
@@ -204,6 +205,10 @@ def _image_bytes(value: Any, where: str, max_pixels: int) -> bytes:
     return check_image_bytes(data, where, max_pixels)
 
 
+def _is_webp(data: bytes) -> bool:
+    return len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+
+
 def check_image_bytes(data: bytes, where: str, max_pixels: int) -> bytes:
     """The bytes to decode (animations cut to their first frame), or a 400 naming the problem.
 
@@ -212,9 +217,9 @@ def check_image_bytes(data: bytes, where: str, max_pixels: int) -> bytes:
     """
     if not data:
         raise _fail(f"{where}: empty image")
-    if not data.startswith(_IMAGE_MAGIC):
+    if not (data.startswith(_IMAGE_MAGIC) or _is_webp(data)):
         raise _fail(
-            f"{where}: not a jpg/png/bmp/gif image (binary data must be sent base64-encoded "
+            f"{where}: not a jpg/png/bmp/gif/webp image (binary data must be sent base64-encoded "
             'as {"b64": "..."})'
         )
     from PIL import Image, UnidentifiedImageError
@@ -232,6 +237,9 @@ def check_image_bytes(data: bytes, where: str, max_pixels: int) -> bytes:
             f"{where}: image too large: {width}x{height} pixels ({pixels} to decode) exceeds "
             f"the {max_pixels} pixel limit (--max-pixels)"
         )
+    problem = size_problem(width, height, max_pixels, "--max-pixels")
+    if problem is not None:
+        raise _fail(f"{where}: {problem}")
     return first_frame(data) if animation is not None and animation.count > 1 else data
 
 
