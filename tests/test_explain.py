@@ -132,7 +132,7 @@ def test_overlay_marks_the_hot_region() -> None:
 def test_explain_cli(run, faces, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(
-        main, ["explain", "-m", str(run.run_dir), str(faces[0]), "--out", str(tmp_path / "o")]
+        main, ["explain", "-m", str(run.run_dir), str(faces[0]), "--output", str(tmp_path / "o")]
     )
     assert result.exit_code == 0, result.output
     [panel] = (tmp_path / "o").glob(f"{faces[0].stem}_face0_*.png")
@@ -144,7 +144,7 @@ def test_explain_cli(run, faces, tmp_path: Path) -> None:
             "-m",
             str(run.run_dir),
             str(faces[0]),
-            "--out",
+            "--output",
             str(tmp_path / "o"),
             "--class",
             "angry",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from emotion_tf.errors import ConfigError
 from emotion_tf.faces.photo_label import photo_probabilities
-from emotion_tf.predict import FacePredictionRow, format_photo_rows, per_photo_rows
+from emotion_tf.predict import PhotoPredictionRow, format_rows
 
 CLASSES = ["happy", "sad"]
 
@@ -29,50 +31,26 @@ def test_rules_combine_the_faces_probabilities() -> None:
         photo_probabilities([], [], "mean")
 
 
-def face(path: str, index: int, happy: float, side: int) -> FacePredictionRow:
-    label = "happy" if happy >= 0.5 else "sad"
-    return FacePredictionRow(
-        path,
-        label,
-        max(happy, 1 - happy),
-        {"happy": happy, "sad": 1 - happy},
-        face=index,
-        box=[0, 0, side, side],
-        score=0.99,
-        source="detector",
-    )
-
-
-def test_per_photo_rows_group_faces_and_keep_no_face_and_error_rows() -> None:
+def test_photo_rows_keep_no_face_and_error_rows_in_every_format() -> None:
     rows = [
-        face("a.jpg", 0, 0.3, 20),
-        face("a.jpg", 1, 0.9, 10),
-        face("a.jpg", 2, 0.9, 10),
-        FacePredictionRow("b.jpg", no_face=True),
-        FacePredictionRow("c.jpg", error="cannot be decoded as jpg/png/bmp/gif"),
-        FacePredictionRow(
-            "d.jpg",
-            "sad",
-            0.6,
-            {"happy": 0.4, "sad": 0.6},
-            face=0,
-            box=[0, 0, 5, 5],
-            source="whole-image",
+        PhotoPredictionRow(
+            "a.jpg",
+            "happy",
+            0.7,
+            {"happy": 0.7, "sad": 0.3},
+            faces=3,
+            source="detector",
+            rule="area",
         ),
-        face("a.jpg", 0, 0.8, 10),  # the same file named again: a photo of its own
+        PhotoPredictionRow("b.jpg", no_face=True),
+        PhotoPredictionRow("c.jpg", error="cannot be decoded as an image"),
     ]
-    photos = list(per_photo_rows(rows, CLASSES, "area"))
-    assert [p.path for p in photos] == ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "a.jpg"]
-    a = photos[0]
-    assert a.faces == 3 and a.rule == "area" and a.source == "detector"
-    assert a.probabilities["happy"] == pytest.approx((0.3 * 400 + 0.9 * 100 * 2) / 600)
-    assert a.label == "happy"
-    assert next(per_photo_rows(rows[:3], CLASSES, "largest")).label == "sad"
-    assert photos[1].no_face and photos[1].label is None
-    assert photos[2].error and photos[2].label is None
-    assert photos[3].source == "whole-image" and photos[3].faces == 0 and photos[3].rule is None
-    assert photos[4].faces == 1 and photos[4].probabilities["happy"] == pytest.approx(0.8)
-    csv_text = format_photo_rows(photos, CLASSES, "csv").splitlines()
-    assert csv_text[0] == "path,faces,source,rule,label,confidence,happy,sad,error"
-    assert csv_text[2].endswith("no face found") and len(csv_text) == 6
-    assert "no face found" in format_photo_rows(photos, CLASSES, "table")
+    csv_text = format_rows(rows, CLASSES, "csv").splitlines()
+    assert csv_text[0] == "path,faces,source,rule,label,confidence,happy,sad,no_face,error"
+    assert csv_text[1].endswith(",0,") and csv_text[2].endswith(",1,")
+    assert csv_text[3].endswith(",0,cannot be decoded as an image") and len(csv_text) == 4
+    assert "no face found" in format_rows(rows, CLASSES, "table")
+    as_json = json.loads(format_rows(rows, CLASSES, "json"))
+    assert [r["no_face"] for r in as_json] == [False, True, False]
+    lines = format_rows(rows, CLASSES, "jsonl").splitlines()
+    assert [json.loads(line) for line in lines] == as_json

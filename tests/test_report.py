@@ -139,7 +139,7 @@ def test_report_of_a_flipped_run_has_no_warning(run_dir: Path, tmp_path: Path) -
 def test_report_command_rewrites_into_another_folder(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "elsewhere"
     result = CliRunner().invoke(
-        main, ["report", str(run_dir), "--out", str(out), "--mistakes", "4"]
+        main, ["report", str(run_dir), "--output", str(out), "--mistakes", "4"]
     )
     assert result.exit_code == 0, result.output
     for name in (*FIGURES, "report.html"):

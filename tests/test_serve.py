@@ -446,28 +446,6 @@ def test_concurrent_requests_share_model_calls(url: str, images: list[bytes], ex
     # deterministically by test_batcher_combines_requests_queued_together.
 
 
-def test_image_hook_runs_before_batching(
-    served: ServedModel, images: list[bytes], expected
-) -> None:
-    """The extension point for face detection: replace or reject each image."""
-
-    def hook(blob: bytes) -> bytes:
-        if blob == images[1]:
-            raise ValueError("no face found")
-        return images[2]  # as if the face crop of every photo were images[2]
-
-    with running_server(ServingApp(served, SETTINGS, image_hook=hook).build()) as base:
-        answer = predict(base, {"instances": [b64(images[0]), b64(images[3])]})
-        assert answer.status_code == 200, answer.text
-        for prediction in answer.json()["predictions"]:
-            np.testing.assert_allclose(
-                prediction["probabilities"], expected["probabilities"][2], atol=1e-5
-            )
-        rejected = predict(base, {"instances": [b64(images[0]), b64(images[1])]})
-        assert rejected.status_code == 400
-        assert rejected.json()["error"] == "instances[1]: no face found"
-
-
 # -- the batcher on its own ---------------------------------------------------------------
 
 

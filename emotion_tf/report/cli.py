@@ -12,7 +12,8 @@ from emotion_tf.cli_base import command
 @command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option(
-    "--out",
+    "--output",
+    "-o",
     "out_dir",
     type=click.Path(file_okay=False),
     help="Where to write (default: RUN_DIR/report).",
