@@ -49,10 +49,10 @@ TARGET_FER_DEFAULT = 80.0  # percent on validation, FER model alone with the def
 TARGET_FINETUNED = 85.0  # percent on validation, fine-tuned recipe
 # How the fine-tuned recipe reads a photo where no face is found (README, "your own photos"):
 # chosen in grouped CV over two fold seeds, 531 of 642 against 528 for whole-image
-# (docs/faces-and-reports.md, "A second look").
+# (docs/lab/faces-and-reports.md, "A second look").
 RECIPE_FALLBACK = "second-look"
 # One reader's look at each photo, blind to its folder and to every model's reading: the class
-# its picture shows, or "unclear" (docs/faces-and-reports.md, "Which photos show their label").
+# its picture shows, or "unclear" (docs/lab/faces-and-reports.md, "Which photos show their label").
 READER_LABELS = Path(__file__).with_name("web_photos_reader.csv")
 
 

@@ -55,7 +55,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory, fer_dir: Path) -> dict[str,
 def test_faces_in_photos_predict_like_the_crops_themselves(model, photos) -> None:
     """Faces cut from photos (3x upscaled FER crops in clutter) get the crops' predictions.
     Haar's boxes: its framing reproduces FER2013 crops most closely (crop IoU 0.77 against
-    BlazeFace's 0.70, docs/faces-and-reports.md)."""
+    BlazeFace's 0.70, docs/lab/faces-and-reports.md)."""
     folder, faces = photos["folder"], photos["faces"]
     rows = list(predict_faces(model, sorted(folder.glob("group*.jpg")), "auto", detector="haar"))
     assert len(rows) == 9 and all(r.source == "detector" for r in rows)

@@ -11,7 +11,7 @@ from emotion_tf import run_dir
 from emotion_tf.cli import main
 from emotion_tf.config import Config
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[1] / "docs" / "commands.md").read_text()
 
 
 def _section(heading: str) -> str:

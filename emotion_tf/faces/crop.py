@@ -21,10 +21,10 @@ from emotion_tf.errors import ConfigError
 from emotion_tf.faces.detector import FaceBox
 
 # A FER2013 crop is about 1.05 times the side of the Haar box found in it, centred on the same
-# point (median over 194 faces, docs/faces-and-reports.md): this margin on each side makes crops
+# point (median over 194 faces, docs/lab/faces-and-reports.md): this margin on each side makes crops
 # of detected faces framed like the FER2013 training crops.
 DEFAULT_MARGIN = 0.025
-# Landmark alignment by default: chosen on web-happy-sad (docs/faces-and-reports.md).
+# Landmark alignment by default: chosen on web-happy-sad (docs/lab/faces-and-reports.md).
 DEFAULT_ALIGN = False
 
 

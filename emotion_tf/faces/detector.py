@@ -1,7 +1,7 @@
 """Find faces in photos with OpenCV's bundled Haar cascades (shipped inside the wheel, offline).
 
 OpenCV 4.x wheels carry the cascade XML files under `cv2.data.haarcascades`; OpenCV 5 dropped
-them, hence the `opencv-python-headless>=4.8,<5` pin. `docs/faces-and-reports.md` has the
+them, hence the `opencv-python-headless>=4.8,<5` pin. `docs/lab/faces-and-reports.md` has the
 comparison that chose the cascade and its settings.
 """
 

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # "a+b": every face a or b finds, a's box where both find one (emotion_tf.faces.union).
 DETECTORS: tuple[str, ...] = ("haar", "mtcnn", "blazeface", "haar+blazeface")
-# Chosen on web-happy-sad and the pasted-faces benchmark (docs/faces-and-reports.md, "Two
+# Chosen on web-happy-sad and the pasted-faces benchmark (docs/lab/faces-and-reports.md, "Two
 # detectors together"): 4 points over Haar in web-photo CV, 0.70 of pasted FER faces (Haar 0.62).
 DEFAULT_DETECTOR = "haar+blazeface"
 # Videos keep Haar: the tracker's narrowed scans are Haar's, it ranks boxes by score (Haar's hit

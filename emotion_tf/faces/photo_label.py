@@ -1,7 +1,7 @@
 """One answer per photo from the faces found in it (`evaluate`, `predict --per-photo`).
 
 A photo labelled "happy" or "sad" as a whole (a folder of web photos) can show several people.
-The rules, compared on web-happy-sad in docs/faces-and-reports.md:
+The rules, compared on web-happy-sad in docs/lab/faces-and-reports.md:
 - `largest`: the largest face stands for the photo;
 - `mean`: the mean of the faces' class probabilities;
 - `area`: the mean weighted by each face's box area (large faces count more, crowds still vote).

@@ -2,7 +2,7 @@
 lower bar (`SECOND_LOOK_MIN_SCORE`) before the whole image is classified.
 
 On web photos the second look finds small, dark and turned faces that no detector finds at
-its own threshold, and reading those beats reading the whole photo (docs/faces-and-reports.md,
+its own threshold, and reading those beats reading the whole photo (docs/lab/faces-and-reports.md,
 "A second look"). At that bar BlazeFace also answers on photos with no face at all (most
 clutter canvases get a box), so it is a fallback: it runs only where the alternative is the
 whole image, and never adds faces to a photo where faces were found.
