@@ -65,6 +65,17 @@ def parse_args() -> Any:
     parser.add_argument("--mixed-clients", type=int, default=32)
     parser.add_argument("--mixed-seconds", type=float, default=30.0)
     parser.add_argument("--poll-seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--faces",
+        default="auto",
+        choices=["auto", "detect", "none"],
+        help="serve's --faces (default auto: the photo pipeline, as predict reads photos)",
+    )
+    parser.add_argument(
+        "--photos",
+        help="a folder of real photos to send (one per request), e.g. "
+        "../shared/data/web-happy-sad/validation; default: synthetic JPEGs",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.requests, args.concurrency, args.time_limit = 20, "1,4", 20.0
@@ -115,6 +126,8 @@ class Server:
             str(max(256, 4 * args.max_batch_size)),
             "--poll-seconds",
             str(args.poll_seconds),
+            "--faces",
+            args.faces,
         ]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         self.log_path = Path(args.work_dir_path) / "server.log"
@@ -195,6 +208,7 @@ def run_level(
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     errors: list[str] = []
+    answers: dict[int, set[bytes]] = {}  # body index -> the distinct 200 bodies it got
     deadline = time.monotonic() + time_limit
     path = "/v1/models/emotion:predict"
     headers = {"Content-Type": "application/json"}
@@ -213,8 +227,11 @@ def run_level(
                 try:
                     connection.request("POST", path, bodies[index % len(bodies)], headers)
                     response = connection.getresponse()
-                    response.read()
+                    text = response.read()
                     status = response.status
+                    if status == 200:
+                        with lock:
+                            answers.setdefault(index % len(bodies), set()).add(text)
                 except (OSError, http.client.HTTPException) as err:
                     connection.close()
                     connection = http.client.HTTPConnection(HOST, port, timeout=60)
@@ -242,6 +259,7 @@ def run_level(
         "wall": wall,
         "completed": len(latencies),
         "timed_out": len(latencies) < total,
+        "most_distinct_answers": max((len(v) for v in answers.values()), default=0),
     }
 
 
@@ -391,10 +409,14 @@ def main() -> int:
         shutil.copytree(version_dir, model / "1")
         images = make_jpegs(work / "images", 32, args.image_size, 3, seed=0)
         bodies = request_bodies(images, args.images_per_request, 64)
+        if args.photos:
+            photos = sorted(p for p in Path(args.photos).rglob("*") if p.is_file())
+            bodies = request_bodies(photos, 1, len(photos))
         report.details.update(
             {
                 "model": str(model),
-                "images": f"{image_source()}, {args.image_size}px JPEG",
+                "images": args.photos or f"{image_source()}, {args.image_size}px JPEG",
+                "faces": args.faces,
                 "images_per_request": args.images_per_request,
                 "body_bytes_mean": sum(map(len, bodies)) / len(bodies),
             }
@@ -576,6 +598,18 @@ def add_level_figures(
         )
     )
     report.add(Figure(f"{prefix}_non_2xx", float(non_2xx), "responses", "<=", 0))
+    fivexx = sum(n for status, n in result["statuses"].items() if status >= 500 or status == 0)
+    report.add(Figure(f"{prefix}_5xx", float(fivexx), "responses", "<=", 0))
+    report.add(
+        Figure(
+            f"{prefix}_distinct_answers_per_input",
+            float(result["most_distinct_answers"]),
+            "answers",
+            "<=",
+            1,
+            note="the most different response bodies one input got (same input, same answer)",
+        )
+    )
     report.add(
         Figure(
             f"{prefix}_mean_batch_size",

@@ -34,8 +34,7 @@ from emotion_tf.faces.cli import (
     photo_rule_option,
 )
 from emotion_tf.packaged.cli import pack
-from emotion_tf.pipeline.options import DEFAULT_OPTIONS
-from emotion_tf.predict import FORMATS, format_rows
+from emotion_tf.pipeline.options import DEFAULT_OPTIONS, OUTPUT_FORMATS
 from emotion_tf.report.cli import report
 from emotion_tf.serve.cli import serve
 from emotion_tf.train.cli import train
@@ -167,7 +166,7 @@ EXIT_UNREADABLE = 1  # some inputs could not be read; the others were answered
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
+    type=click.Choice(OUTPUT_FORMATS),
     default="table",
     show_default=True,
     help="table for people; json, jsonl (one object per line; videos: as each frame is done) "
@@ -227,7 +226,7 @@ def predict(
     webm) give one row per person per analysed frame. Exit status: 0 when every input was
     read, 1 when some could not be (the others are answered), 2 for a usage error.
     """
-    from emotion_tf.predict import Annotator, face_rows, photo_row, predict_photos
+    from emotion_tf.predict import Annotator, face_rows, format_rows, photo_row, predict_photos
     from emotion_tf.predictors.resolve import open_model
 
     options = photo_options(

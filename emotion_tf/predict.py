@@ -145,10 +145,13 @@ def predict_faces(
 
 
 def predict_paths(
-    model: Predictor, inputs: Iterable[str | Path], options: PhotoOptions = DEFAULT_OPTIONS
+    model: Predictor,
+    inputs: Iterable[str | Path],
+    options: PhotoOptions = DEFAULT_OPTIONS,
+    batch_size: int | None = None,
 ) -> Iterator[PhotoPredictionRow]:
     """One row per input, each image read whole (pre-cropped faces: `faces="none"`)."""
-    whole = dataclasses.replace(options, faces="none")
+    whole = options.replace(faces="none", batch_size=batch_size)
     for answer in predict_photos(model, inputs, whole):
         yield photo_row(answer)
 
@@ -195,7 +198,6 @@ class Annotator:
 
 FACE_COLUMNS = ("path", "face", "x", "y", "w", "h", "score", "source", "label", "confidence")
 PHOTO_COLUMNS = ("path", "faces", "source", "rule", "label", "confidence")
-FORMATS = ("table", "json", "jsonl", "csv")
 
 
 def _number(value: float | None, digits: int = 6) -> str:

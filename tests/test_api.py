@@ -96,7 +96,7 @@ def test_a_bad_item_of_each_kind_gets_its_error_and_the_rest_are_answered(
         str(tmp_path / "missing.jpg"),
         empty,
         b"not an image at all",
-        np.zeros((10, 10), np.float32),
+        np.zeros((10, 10), np.complex64),
         Image.new("RGB", (4000, 3000)),
         object(),
         str(face),
@@ -107,14 +107,14 @@ def test_a_bad_item_of_each_kind_gets_its_error_and_the_rest_are_answered(
     assert "no such file or folder" in errors[1]
     assert "folder has no image files" in errors[2]
     assert "not an image" in errors[3]
-    assert "uint8" in errors[4] and "float32" in errors[4]
+    assert "of numbers" in errors[4] and "complex64" in errors[4]
     assert "too large: 4000x3000" in errors[5]
     assert "Received: object" in errors[6]
     assert results[-1].faces[0].probabilities == pytest.approx(results[0].faces[0].probabilities)
 
 
 def test_one_bad_input_raises_the_typed_error_naming_it(model, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="<array 0>: expected a uint8 array"):
+    with pytest.raises(InputError, match=r"<array 0>: expected an array \[H, W\]"):
         model.predict(np.zeros((3, 3, 2), np.uint8))
     with pytest.raises(InputError, match="missing.png: no such file"):
         model.predict_photo(str(tmp_path / "missing.png"))
@@ -130,12 +130,15 @@ def test_predict_photo_gives_one_answer_per_photo(model, face) -> None:
     one = model.predict_photo(_rgb(face), faces="none")
     assert isinstance(one, PhotoPrediction) and one.ok and one.faces == 1
     blank = np.full((300, 400, 3), 200, np.uint8)  # no face: an answer that says so
-    none_found = model.predict_photo(blank, faces="detect")
-    assert none_found.error == "no face found" and none_found.label is None
+    none_found = model.predict_photo(blank, faces="detect", fallback="none")
+    assert none_found.no_face and none_found.error is None and none_found.label is None
+    by_default = model.predict_photo(blank, faces="detect")  # second look, else whole
+    assert by_default.ok and by_default.source in ("whole-image", "second-look")
     whole = model.predict_photo(blank, faces="detect", fallback="whole-image")
     assert whole.ok and whole.box == [0, 0, 400, 300]
-    per_face = model.predict(blank, faces="detect")
+    per_face = model.predict(blank, faces="detect", fallback="none")
     assert isinstance(per_face, ImagePrediction) and per_face.faces == [] and per_face.ok
+    assert per_face.no_face
     assert set(one.to_dict()) == {
         "input",
         "label",
@@ -144,4 +147,7 @@ def test_predict_photo_gives_one_answer_per_photo(model, face) -> None:
         "box",
         "faces",
         "error",
+        "no_face",
+        "source",
+        "rule",
     }

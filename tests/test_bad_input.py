@@ -244,7 +244,7 @@ def test_predict_cli_survives_bad_files_and_odd_names(trained, bad_data) -> None
     )
     stderr = done.stderr.decode(errors="replace")
     assert done.returncode == 1, stderr[-2000:]  # 1: some inputs failed
-    assert f"{len(refused(cases))} of {len(cases)} input(s) failed" in stderr
+    assert f"{len(refused(cases))} of {len(cases)} input(s) unreadable" in stderr
     assert "Traceback" not in stderr
     table = done.stdout.decode("utf-8", "replace")
     assert "caf" in table and "bomb.png" in table and "ERROR: too large" in table

@@ -106,6 +106,6 @@ def test_evaluate_exits_1_and_counts_skipped_inputs(tmp_path: Path) -> None:
         main, ["evaluate", str(data), "--model", str(base), "--faces", "none", "--format", "json"]
     )
     assert result.exit_code == 1, result.output
-    assert "1 input(s) skipped" in result.output and "broken.png" in result.output
+    assert "1 of 5 photo(s) unreadable" in result.output and "broken.png" in result.output
     metrics = json.loads(result.output[: result.output.rindex("}") + 1])
     assert metrics["count"] == 4

@@ -179,14 +179,18 @@ class HaarFaceDetector:
         image: np.ndarray,
         face_sizes: tuple[int, int] | None = None,
         scale_factor: float | None = None,
+        max_side: int | None = None,
     ) -> list[FaceBox]:
         """Faces in a uint8 gray or RGB image, largest first. `face_sizes` (smallest, largest
         side in pixels of `image`) limits the scan to faces of about a known size, which costs
         about half as much (a tracker looking for a face it saw on the last frame);
-        `scale_factor` replaces the detector's own step between scanned sizes for this call."""
+        `scale_factor` replaces the detector's own step between scanned sizes for this call;
+        `max_side` its downscaling bound (0: none, for a caller that scaled the image itself)."""
         import cv2
 
-        gray, scale = downscaled(to_gray(np.asarray(image, dtype=np.uint8)), self.max_side)
+        bound = self.max_side if max_side is None else max_side
+        gray = to_gray(np.asarray(image, dtype=np.uint8))
+        gray, scale = downscaled(gray, bound) if bound > 0 else (gray, 1.0)
         if self.equalize:
             gray = cv2.equalizeHist(gray)
         if min(gray.shape) < self.min_size:

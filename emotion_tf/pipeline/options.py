@@ -24,6 +24,8 @@ DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_FACES: FaceMode = "auto"
 DEFAULT_FALLBACK: Fallback = "second-look"
 DEFAULT_BATCH_SIZE = 64
+# How answers are printed: one contract for all four (emotion_tf.predict.format_rows).
+OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import logging
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -45,7 +46,7 @@ from emotion_tf.errors import ConfigError
 from emotion_tf.export import BYTES_SIGNATURE
 from emotion_tf.serve.batching import DynamicBatcher, QueueFullError
 from emotion_tf.serve.metrics import METRICS_PATH, ServeMetrics
-from emotion_tf.serve.photos import PhotoReader, photo_response
+from emotion_tf.serve.photos import ClientLeftError, PhotoReader, photo_response
 from emotion_tf.serve.protocol import (
     PredictRequest,
     RequestError,
@@ -297,6 +298,22 @@ class ServingApp:
                 )
         return model
 
+    async def _read_photos(
+        self, request: Request, model: ServedModel, parsed: PredictRequest
+    ) -> list[Any]:
+        """The photo pipeline's answers in a worker thread, stopped if the client leaves."""
+        assert self.photos is not None
+        gone = threading.Event()
+        watcher = asyncio.create_task(_watch_disconnect(request, gone))
+        try:
+            return await run_in_threadpool(self.photos.read, model.export, parsed, gone)
+        except ClientLeftError as err:
+            raise _ClientGoneError from err
+        finally:
+            if not gone.is_set():
+                watcher.cancel()
+                gone.set()
+
     def _status(self, model: ServedModel) -> dict[str, Any]:
         return {
             "model_version_status": [
@@ -360,12 +377,22 @@ class ServingApp:
             self.settings.max_pixels,
         )
         if self.photos is not None and parsed.signature.kind == "bytes":
-            answers = await run_in_threadpool(self.photos.read, model.export, parsed)
+            answers = await self._read_photos(request, model, parsed)
             names = list(model.export.class_names)
             return JSONResponse(photo_response(answers, names, parsed.columnar))
         # The key holds the model object: a batch runs on the version it was parsed for.
         outputs = await self.batcher.submit((model, *parsed.batch_key), parsed, len(parsed))
         return JSONResponse(format_response(outputs, parsed.columnar, model.output_names))
+
+
+async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
+    """Set `gone` when the client closes its connection (polled every 50 ms)."""
+    while not gone.is_set():
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            gone.set()
+            return
+        await asyncio.sleep(0.05)
 
 
 def _run_batch(key: tuple[Any, ...], requests: Sequence[PredictRequest]) -> list[Any]:

@@ -52,6 +52,13 @@ LIMIT_OPTIONS: tuple[tuple[str, Any, click.ParamType, str], ...] = (
     ("--max-body-mb", 16.0, click.FloatRange(0.001), "Largest request body in MiB (more: 413)."),
     ("--max-pixels", 4096 * 4096, click.IntRange(1), "Largest image (width x height) accepted."),
     (
+        "--max-request-seconds",
+        30.0,
+        click.FloatRange(0.1),
+        "Longest one request may keep the photo pipeline busy (checked between photos); past "
+        "it the request gets 413.",
+    ),
+    (
         "--poll-seconds",
         1.0,
         click.FloatRange(0),
@@ -117,6 +124,7 @@ def serve(
     max_instances: int,
     max_body_mb: float,
     max_pixels: int,
+    max_request_seconds: float,
     poll_seconds: float,
     body_timeout: float,
     max_connections: int,
@@ -167,6 +175,7 @@ def serve(
             access_log,
             photo_options(faces, fallback, face_margin, detector, align, photo_rule),
             limits,
+            max_request_seconds,
         )
 
 
@@ -182,6 +191,7 @@ def run_server(
     access_log: bool = False,
     photos: PhotoOptions | None = None,
     limits: ConnectionLimits | None = None,
+    max_request_s: float = 30.0,
 ) -> None:
     """Bind the port, load the model, then serve until interrupted (Ctrl-C or SIGTERM stops
     it gracefully, and the caller's temporary files are removed). `photos`: the photo
@@ -218,7 +228,7 @@ def run_server(
 
         reader = None
         if photos is not None and photos.faces != "none":
-            reader = PhotoReader(photos)
+            reader = PhotoReader(photos, max_request_s)
             reader.warm_up()  # the detector is built now, not on the first request
         serving = ServingApp(load_versions(model_base, settings), settings, reader)
         # After loading: the model's own open files count against the descriptor limit.

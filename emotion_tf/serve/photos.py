@@ -10,12 +10,22 @@ read), `source` (how the photo was read), `boxes` (each face's [x, y, w, h]) and
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from emotion_tf.pipeline.decode import PhotoSource
 from emotion_tf.pipeline.options import PhotoOptions
 from emotion_tf.pipeline.run import PhotoAnswer, PhotoPipeline
 from emotion_tf.serve.protocol import PredictRequest, RequestError
+
+# The longest one request may keep the photo pipeline busy (checked between photos).
+DEFAULT_MAX_REQUEST_S = 30.0
+
+
+class ClientLeftError(Exception):
+    """The client closed its connection while its photos were being read."""
+
 
 PHOTO_OUTPUTS = (
     "probabilities",
@@ -33,8 +43,9 @@ class PhotoReader:
     """One photo pipeline per served model version (built on first use, shared by threads:
     the detectors take turns on their own state)."""
 
-    def __init__(self, options: PhotoOptions):
+    def __init__(self, options: PhotoOptions, max_request_s: float = DEFAULT_MAX_REQUEST_S):
         self.options = options
+        self.max_request_s = max_request_s
         self._pipelines: dict[int, PhotoPipeline] = {}
         self._lock = threading.Lock()
 
@@ -51,12 +62,33 @@ class PhotoReader:
                 self._pipelines = {key: PhotoPipeline(predictor, self.options)}
             return self._pipelines[key]
 
-    def read(self, predictor: Any, parsed: PredictRequest) -> list[PhotoAnswer]:
-        """The answer of every instance, in order; an undecodable one is a 400 naming it."""
-        sources = [
-            PhotoSource(label, data=value) for value, label in zip(parsed.values, parsed.labels)
-        ]
-        answers = list(self.pipeline(predictor).run(sources))
+    def read(
+        self, predictor: Any, parsed: PredictRequest, gone: threading.Event | None = None
+    ) -> list[PhotoAnswer]:
+        """The answer of every instance, in order; an undecodable one is a 400 naming it.
+
+        Work stops between photos once `gone` is set (the client left: `ClientLeftError`) or the
+        request has run `options.max_request_s` (a 413 asking for smaller requests).
+        """
+        started = time.monotonic()
+        limit = self.max_request_s
+
+        def sources() -> Iterator[PhotoSource]:
+            for value, label in zip(parsed.values, parsed.labels):
+                if gone is not None and gone.is_set():
+                    raise ClientLeftError
+                if time.monotonic() - started > limit:
+                    raise RequestError(
+                        f"{label}: the request needed more than {limit:g} s of work "
+                        "(--max-request-seconds); send fewer or smaller photos per request",
+                        413,
+                    )
+                yield PhotoSource(label, data=value)
+
+        pipeline = self.pipeline(predictor)
+        answers = []
+        for source in sources():  # one photo at a time, so a stop takes effect at once
+            answers.append(pipeline.answer_one(source))
         for answer in answers:
             if answer.error is not None:
                 raise RequestError(f"{answer.name}: {answer.error}")

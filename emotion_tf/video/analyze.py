@@ -28,6 +28,9 @@ from emotion_tf.video.tracking import FaceTracker
 # Frames whose faces go to the classifier in one batch when a file is analysed.
 DEFAULT_BATCH_FRAMES = 16
 
+# The most bytes of decoded frames waiting between the reader and the classifier.
+FRAME_QUEUE_BYTES = 256 * 1024 * 1024
+
 
 class Classifier(Protocol):
     """What the analyzer needs of a model (`emotion_tf.export.LoadedExport` has it)."""
@@ -274,7 +277,8 @@ class VideoAnalysis:
             self.info = source.info
             builder = SummaryBuilder(source.info, self.analyzer.class_names, self.sample_fps)
             located = map(self.analyzer.locate, source.frames(Sampler(self.sample_fps)))
-            with Prefetch(located, depth=2 * self.batch_frames) as ahead:
+            depth = frames_in_flight(source.info, 2 * self.batch_frames)
+            with Prefetch(located, depth=depth) as ahead:
                 for batch in _batches(ahead, self.batch_frames):
                     for result in self._classified(batch):
                         builder.add(result)
@@ -290,6 +294,13 @@ class VideoAnalysis:
             end = start + len(item.found)
             yield self.analyzer.finish(self.path, item, probabilities[start:end])
             start = end
+
+
+def frames_in_flight(info: VideoInfo, wanted: int) -> int:
+    """How many decoded frames may wait in the prefetch queue: `wanted`, fewer when their
+    pixels would pass FRAME_QUEUE_BYTES (at least 1)."""
+    frame_bytes = max(1, info.width * info.height * 3)
+    return max(1, min(wanted, FRAME_QUEUE_BYTES // frame_bytes))
 
 
 def _batches(items: Iterable[LocatedFaces], size: int) -> Iterator[list[LocatedFaces]]:

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from emotion_tf.errors import VideoError
+from emotion_tf.pipeline.limits import size_problem
+from emotion_tf.pipeline.options import DEFAULT_MAX_PIXELS
 
 # Frames analysed per second when not told: expressions change over tenths of seconds, and
 # 10 frames/s keeps a 2-core CPU well ahead of real time.
@@ -116,6 +118,11 @@ class VideoSource:
             max(count, 0) if self.kind == "file" else 0,
         )
         self.stats = ReadStats()
+        known = self.info.width > 0 and self.info.height > 0
+        problem = size_problem(self.info.width, self.info.height, DEFAULT_MAX_PIXELS)
+        if known and problem is not None:
+            self._capture.release()
+            raise VideoError(f"{self.name}: frames {problem}")
 
     def __enter__(self) -> VideoSource:
         return self

@@ -145,6 +145,9 @@ class SummaryBuilder:
         self, stats: ReadStats, truncated: bool = False, dropped_frames: int = 0
     ) -> VideoSummary:
         durations = self.frame_durations(stats.gaps)
+        duration = self.info.duration_s
+        if self.times:
+            duration = max(duration, self.times[-1] + (durations[self.times[-1]] or 0.0))
         people = []
         for person, series in sorted(self.series.items()):
             seen = [durations[t] for t in series.times]
@@ -159,6 +162,9 @@ class SummaryBuilder:
                 )
                 for name in self.class_names
             }
+            # Frames whose timestamps collide (1 ns apart, rounded) each count once as a whole
+            # interval: nobody is seen for longer than the clip lasts.
+            total = min(total, duration) if duration > 0 else total
             people.append(
                 PersonSummary(
                     person,
@@ -171,9 +177,6 @@ class SummaryBuilder:
                     series,
                 )
             )
-        duration = self.info.duration_s
-        if self.times:
-            duration = max(duration, self.times[-1] + (durations[self.times[-1]] or 0.0))
         warnings = []
         if truncated:
             expected = f" of the {self.info.frame_count}" if self.info.frame_count else ""
