@@ -136,11 +136,15 @@ def photo_row(answer: PhotoAnswer) -> PhotoPredictionRow:
 def predict_faces(
     model: Predictor,
     inputs: Iterable[str | Path],
-    options: PhotoOptions = DEFAULT_OPTIONS,
+    faces: str | None = None,
+    options: PhotoOptions | None = None,
     on_image: ImageCallback | None = None,
+    **changes: Any,
 ) -> Iterator[FacePredictionRow]:
-    """One row per face found in each input, in input order (largest face first)."""
-    for answer in predict_photos(model, inputs, options, on_image):
+    """One row per face found in each input, in input order (largest face first); `faces`
+    and `changes` change fields of `options` (default: the pipeline's defaults)."""
+    chosen = (options or DEFAULT_OPTIONS).replace(faces=faces, **changes)
+    for answer in predict_photos(model, inputs, chosen, on_image):
         yield from face_rows(answer)
 
 

@@ -19,6 +19,7 @@ from emotion_tf.explain.model import load_keras_model
 from emotion_tf.explain.paths import explain_paths
 from emotion_tf.faces.detector import FaceBox
 from emotion_tf.faces.photo import decode_photo
+from emotion_tf.pipeline.options import PhotoOptions
 from tests.faces_helpers import clutter, detectable_faces, fer_run, paste
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
@@ -97,6 +98,7 @@ def test_explain_whole_photos_through_the_detector(run, faces, tmp_path: Path) -
         [str(photo), str(empty), str(broken), str(faces[2])],
         out,
         classes=["sad"],
+        options=PhotoOptions(fallback="none"),
     )
     by_path: dict[str, list] = {}
     for item in results:

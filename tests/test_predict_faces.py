@@ -95,7 +95,8 @@ def test_no_face_row_and_fallback(model, photos, tmp_path) -> None:
     empty = str(photos["folder"] / "empty.png")
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not a jpeg")
-    rows = list(predict_faces(model, [empty, str(broken), str(tmp_path / "missing.png")]))
+    inputs = [empty, str(broken), str(tmp_path / "missing.png")]
+    rows = list(predict_faces(model, inputs, fallback="none"))
     assert [r.no_face for r in rows] == [True, False, False]
     assert rows[0].label is None and rows[0].error is None and rows[0].box is None
     assert rows[1].error and rows[2].error == "no such file or folder"
@@ -112,7 +113,7 @@ def test_second_look_reads_a_fainter_face_in_predict_and_evaluate(model, tmp_pat
     faint = data / "happy" / "faint.png"
     clutter(9).save(faint)
     clutter(9).save(data / "sad" / "faint.png")
-    [none] = predict_faces(model, [str(faint)], "detect")
+    [none] = predict_faces(model, [str(faint)], "detect", fallback="none")
     assert none.no_face
     rows = list(predict_faces(model, [str(faint)], "detect", fallback="second-look"))
     assert rows and {r.source for r in rows} == {"second-look"}
@@ -136,6 +137,8 @@ def test_predict_cli_rows_per_face_csv_json_and_annotations(run, photos, tmp_pat
             str(folder),
             "--format",
             "csv",
+            "--fallback",
+            "none",
             "--annotate",
             str(tmp_path / "annotated"),
         ],
@@ -143,7 +146,8 @@ def test_predict_cli_rows_per_face_csv_json_and_annotations(run, photos, tmp_pat
     assert result.exit_code == 0, result.output  # a photo without a face is not a failure
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == 10
-    assert [r["error"] for r in rows if Path(r["path"]).name == "empty.png"] == ["no face found"]
+    empty = [r for r in rows if Path(r["path"]).name == "empty.png"]
+    assert [(r["error"], r["no_face"]) for r in empty] == [("", "1")]
     faces = [r for r in rows if r["label"]]
     assert all(r["source"] == "detector" and float(r["score"]) > 0 for r in faces)
     assert all(int(r["w"]) > 100 and r["face"] in "012" for r in faces)
@@ -169,6 +173,8 @@ def test_predict_cli_rows_per_face_csv_json_and_annotations(run, photos, tmp_pat
             "json",
             "--faces",
             "detect",
+            "--fallback",
+            "none",
         ],
     )
     assert as_json.exit_code == 0
@@ -176,7 +182,9 @@ def test_predict_cli_rows_per_face_csv_json_and_annotations(run, photos, tmp_pat
     assert sum(1 for r in records if r["no_face"]) == 1
     assert all(len(r["box"]) == 4 for r in records if not r["no_face"])
 
-    table = runner.invoke(main, ["predict", "-m", str(run.export_path), str(folder)])
+    table = runner.invoke(
+        main, ["predict", "-m", str(run.export_path), str(folder), "--fallback", "none"]
+    )
     assert "no face found" in table.stdout and "box [x, y, w, h]" in table.stdout
 
 
@@ -192,16 +200,18 @@ def test_predict_cli_json_has_the_same_keys_with_and_without_faces(run, photos) 
         [records[mode]] = json.loads(result.stdout)[:1]
         assert set(records[mode]) == keys, mode
     plain = records["none"]
+    # Read whole, the face crop is face 0 with the whole image as its box and no score.
     assert (plain["face"], plain["box"], plain["score"], plain["no_face"]) == (
-        None,
-        None,
+        0,
+        [0, 0, 48, 48],
         None,
         False,
     )
+    assert plain["source"] == "crop"
     assert plain["label"] in ("happy", "sad") and set(plain["probabilities"]) == {"happy", "sad"}
 
 
-def test_evaluate_on_photos_uses_the_largest_face(model, photos, tmp_path) -> None:
+def test_evaluate_on_photos_reads_every_photo_by_default(model, photos, tmp_path) -> None:
     faces = photos["faces"]
     data = tmp_path / "eval"
     for label in ("happy", "sad"):
@@ -213,12 +223,12 @@ def test_evaluate_on_photos_uses_the_largest_face(model, photos, tmp_path) -> No
         picture = paste(clutter(30 + i), [face, faces[8]], [big, small])
         picture.save(data / label / f"photo{i}.jpg", quality=95)
     clutter(40).save(data / "happy" / "empty.jpg")
-    metrics = evaluate_export(model, data, faces="auto")
+    metrics = evaluate_export(model, data, faces="auto", fallback="none")
     assert metrics["count"] == 6 and metrics["no_face_files"] == 1
     assert metrics["multi_face_files"] >= 3  # the small face is not always found
-    assert metrics["errors"] == [
-        {"path": str(data / "happy" / "empty.jpg"), "error": "no face found"}
-    ]
+    assert metrics["errors"] == [] and metrics["no_face"] == [str(data / "happy" / "empty.jpg")]
+    every = evaluate_export(model, data, faces="auto")  # the defaults count every photo
+    assert every["count"] == 7 and every["errors"] == [] and every["no_face"] == []
     on_crops = evaluate_export(model, _crops_folder(faces[:6], tmp_path / "crops"), faces="none")
     assert metrics["accuracy"] == pytest.approx(on_crops["accuracy"], abs=1 / 6 + 1e-9)
 
