@@ -118,10 +118,16 @@ def predict(url: str, body: Any, path: str = "/v1/models/emotion:predict") -> re
     return requests.post(url + path, data=data, timeout=60)
 
 
-def assert_matches(predictions: list[dict[str, Any]], expected: dict[str, np.ndarray]) -> None:
+PHOTO_KEYS = {"faces", "source", "boxes", "no_face"}  # serve's photo pipeline adds these
+
+
+def assert_matches(
+    predictions: list[dict[str, Any]], expected: dict[str, np.ndarray], photos: bool = False
+) -> None:
     assert len(predictions) == len(expected["label"])
     for i, prediction in enumerate(predictions):
-        assert set(prediction) == {"probabilities", "label", "confidence", "class_index"}
+        keys = {"probabilities", "label", "confidence", "class_index"}
+        assert set(prediction) == (keys | PHOTO_KEYS if photos else keys)
         np.testing.assert_allclose(
             prediction["probabilities"], expected["probabilities"][i], atol=1e-5
         )
@@ -539,18 +545,28 @@ def test_serve_command_rejects_bad_model_path(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_serve_command_end_to_end(export_base: Path, images: list[bytes], expected) -> None:
-    """`emotion-tf serve` as users start it: a subprocess on loopback, stopped by Ctrl-C."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("packaged", [False, True])
+def test_serve_command_end_to_end(
+    export_base: Path, images: list[bytes], expected, stop: int, packaged: bool, tmp_path: Path
+) -> None:
+    """`emotion-tf serve` as users start it: a subprocess on loopback with its defaults (the
+    photo pipeline: these small crops are read whole, as the export reads them), stopped by
+    Ctrl-C or by SIGTERM as process managers stop it; the packaged model's temporary export is
+    removed either way."""
+    if packaged and stop == signal.SIGINT:
+        pytest.skip("one packaged run (SIGTERM) is enough: Ctrl-C has always cleaned up")
     port = free_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(temp)}
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "emotion_tf.cli",
             "serve",
-            "-m",
-            str(export_base),
+            *([] if packaged else ["-m", str(export_base)]),
             "--port",
             str(port),
         ],
@@ -569,13 +585,18 @@ def test_serve_command_end_to_end(export_base: Path, images: list[bytes], expect
                 if requests.get(url + "/healthz", timeout=5).status_code == 200:
                     break
             time.sleep(0.2)
+        assert list(temp.iterdir()) != [] or not packaged  # the temporary export
         answer = predict(url, {"instances": [b64(images[0])]})
-        assert_matches(answer.json()["predictions"], {k: v[:1] for k, v in expected.items()})
+        assert answer.status_code == 200, answer.text
+        if not packaged:
+            expected_one = {k: v[:1] for k, v in expected.items()}
+            assert_matches(answer.json()["predictions"], expected_one, photos=True)
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output[-3000:]
     assert f"127.0.0.1:{port}" in output
+    assert list(temp.iterdir()) == []
 
 
 def test_loaded_export_matches_served_answers(

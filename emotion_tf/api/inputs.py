@@ -86,21 +86,27 @@ def _from_pil(name: str, image: Any, max_pixels: int) -> PhotoSource:
 
 
 def to_uint8(array: np.ndarray) -> np.ndarray:
-    """uint8 pixels of an integer or float array: uint8 as it is; a float array within [0, 1]
-    times 255; any other by its real range (min..max to 0..255, a flat image to mid-gray when
-    it is not all zero)."""
+    """uint8 pixels of an integer or float array, by the range its values really use: uint8 as
+    it is; 16-bit values (0-65535, as a 16-bit PNG file decodes) divided by 257; floats within
+    [0, 1] times 255; any other range (min..max) stretched to 0..255."""
     if array.dtype == np.uint8:
         return array
     values = array.astype(np.float64)
+    if values.size == 0:
+        return values.astype(np.uint8)
     if not np.isfinite(values).all():
         raise ValueError("the array holds NaN or infinite values")
     low, high = float(values.min()), float(values.max())
-    if array.dtype.kind == "f" and low >= 0.0 and high <= 1.0:
-        return np.round(values * 255.0).astype(np.uint8)
     if array.dtype.kind == "b":
         return (values * 255).astype(np.uint8)
+    if array.dtype.kind == "f" and low >= 0.0 and high <= 1.0:
+        return np.round(values * 255.0).astype(np.uint8)
+    if array.dtype.kind in "ui" and low >= 0 and high <= 255:
+        return values.astype(np.uint8)
+    if array.dtype.kind in "ui" and low >= 0 and high <= 65535:
+        return np.round(values / 257.0).astype(np.uint8)
     if high == low:
-        return np.full(array.shape, 0 if high == 0 else 128, np.uint8)
+        return np.full(array.shape, 128, np.uint8)
     return np.round((values - low) * (255.0 / (high - low))).astype(np.uint8)
 
 

@@ -29,9 +29,9 @@ def data() -> None:
 
 @data.command("make-demo")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--per-class", default=360, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--overwrite", is_flag=True)
+@click.option("--per-class", default=360, show_default=True, help="Images per class.")
+@click.option("--seed", default=0, show_default=True, help="Same seed, same images.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it is not empty.")
 def make_demo(out_dir: str, per_class: int, seed: int, overwrite: bool) -> None:
     """Generate the synthetic schematic-face demo set into OUT_DIR."""
     from emotion_tf.data.demo import generate_demo_dataset
@@ -60,7 +60,14 @@ def make_demo(out_dir: str, per_class: int, seed: int, overwrite: bool) -> None:
     help="png is lossless; jpg is smaller.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it is not empty.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json for programs.",
+)
 def prepare_fer2013_command(
     csv_path: str, out_dir: str, classes: str, image_format: str, overwrite: bool, fmt: str
 ) -> None:
@@ -104,7 +111,14 @@ def prepare_fer2013_command(
 @click.option("--seed", default=1337, show_default=True, help="Same seed, same split.")
 @click.option("--link", is_flag=True, help="Symlink to the source files instead of copying.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it is not empty.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json for programs.",
+)
 def split_command(
     src: str,
     out: str,
@@ -140,7 +154,14 @@ def split_command(
 
 @data.command("check")
 @click.argument("data_dir", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, json for programs.",
+)
 @click.option("--show", default=10, show_default=True, help="Examples listed per problem.")
 @click.option("--max-pixels", default=50_000_000, show_default=True, help="Larger is an error.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any problem is found.")

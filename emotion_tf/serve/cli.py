@@ -106,7 +106,13 @@ def limit_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @functools.partial(model_option, help=SERVE_MODEL_HELP)
 @click.option("--name", default="emotion", show_default=True, help="Model name in the URLs.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    default=8501,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on (TF Serving's REST port is 8501).",
+)
 @limit_options
 @trust_model_option
 @click.option("--access-log", is_flag=True, help="Log every request (costs throughput).")
