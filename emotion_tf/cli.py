@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from emotion_tf import __version__
+from emotion_tf.batch.cli import batch
 from emotion_tf.cli_base import (
     existing_data_dir,
     group,
@@ -199,6 +200,16 @@ EXIT_UNREADABLE = 1  # some inputs could not be read; the others were answered
     "--per-photo", is_flag=True, help="One row per photo from all its faces (see --photo-rule)."
 )
 @photo_rule_option
+@click.option(
+    "--summary-by",
+    help="Also a reaction summary per group of photos: folder, prefix:PATH (the folder after "
+    "PATH) or regex:PATTERN; printed on stderr (see --summary-output).",
+)
+@click.option(
+    "--summary-output",
+    type=click.Path(file_okay=False),
+    help="Write the --summary-by groups as groups.json, groups.csv and groups.html here.",
+)
 def predict(
     paths: tuple[str, ...],
     model: str | None,
@@ -216,6 +227,8 @@ def predict(
     align: bool,
     per_photo: bool,
     photo_rule: str,
+    summary_by: str | None,
+    summary_output: str | None,
 ) -> None:
     """Predict happy/sad for image files and folders (any depth), or for video files.
 
@@ -257,6 +270,7 @@ def predict(
             sys.exit(EXIT_UNREADABLE)
         return
     loaded = open_model(model, trust=trust_model)
+    from emotion_tf.pipeline.groups import group_key
     from emotion_tf.pipeline.sources import expand_inputs
     from emotion_tf.pipeline.summary import RunSummary
 
@@ -264,10 +278,14 @@ def predict(
     annotator = Annotator(Path(annotate_dir), loaded.class_names) if annotate_dir else None
     answers = predict_photos(loaded, [path for path, _ in items], options, annotator)
     summary = RunSummary(loaded.class_names)
+    group_of = group_key(summary_by) if summary_by else None
+    groups: dict[str, RunSummary] = {}
     rows: list[Any] = []
     with progress(answers, len(items), "reading photos") as bar:
         for answer in bar:
             summary.add(answer)
+            if group_of is not None:
+                groups.setdefault(group_of(answer.name), RunSummary(loaded.class_names)).add(answer)
             rows.extend([photo_row(answer)] if per_photo else face_rows(answer))
             if fmt == "jsonl":
                 for row in rows:
@@ -277,11 +295,28 @@ def predict(
         click.echo(format_rows(rows, loaded.class_names, fmt))
     if summary.photos > 1:
         click.echo(summary.line(), err=True)
+    if group_of is not None:
+        write_groups(dict(sorted(groups.items())), loaded.class_names, summary_output)
     if annotator:
         click.echo(f"annotated {len(annotator.written)} image(s) in {annotate_dir}", err=True)
     if summary.unreadable:
         click.echo(f"{summary.unreadable} of {summary.photos} input(s) unreadable", err=True)
         sys.exit(EXIT_UNREADABLE)
+
+
+def write_groups(groups: dict[str, Any], class_names: list[str], folder: str | None) -> None:
+    """Each group's summary line on stderr, and its files in `folder` when given."""
+    from emotion_tf.io_utils import atomic_write_text
+    from emotion_tf.pipeline.groups import group_files
+
+    for name, summary in groups.items():
+        click.echo(f"{name}: {summary.line()}", err=True)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        title = "emotion-tf predict: reactions by group"
+        for name, text in group_files(groups, class_names, title).items():
+            atomic_write_text(Path(folder) / name, text)
+        click.echo(f"group summary in {folder}", err=True)
 
 
 MISTAKES_SHOWN = 24  # photos on evaluate's --mistakes sheet
@@ -365,7 +400,7 @@ def evaluate(
         sys.exit(EXIT_UNREADABLE)
 
 
-for _command in (train, serve, report, explain, data, watch, pack):
+for _command in (train, serve, report, explain, data, watch, pack, batch):
     main.add_command(_command)
 data.add_command(crop_faces)
 

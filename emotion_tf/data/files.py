@@ -213,9 +213,6 @@ def read_image_bytes(path: str, max_pixels: int) -> tuple[bytes | None, ImageInf
     allocates its pixels. Animated images come back cut to their first frame
     (`emotion_tf.data.animation`), so no decoder ever sees the other frames.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    Image.MAX_IMAGE_PIXELS = None  # max_pixels is enforced below, with a clearer message
     try:
         status = os.stat(path)
         if not stat.S_ISREG(status.st_mode):  # a FIFO named .jpg would block a reader forever
@@ -231,6 +228,17 @@ def read_image_bytes(path: str, max_pixels: int) -> tuple[bytes | None, ImageInf
             data = handle.read()
     except OSError as err:
         return None, ImageInfo(f"cannot read: {err.strerror or err}")
+    return check_image_data(data, max_pixels)
+
+
+def check_image_data(data: bytes, max_pixels: int) -> tuple[bytes | None, ImageInfo]:
+    """Check encoded image `data` by its header (see `read_image_bytes`): (the bytes, cut to
+    their first frame, and info) or (None, info with the reason)."""
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = None  # max_pixels is enforced below, with a clearer message
+    if not data:
+        return None, ImageInfo("empty file (0 bytes)")
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
@@ -361,9 +369,17 @@ def read_upright_image(path: str, max_pixels: int) -> tuple[bytes | None, str | 
 
     A photo with an EXIF orientation is returned turned upright (as PNG), as training sees it.
     """
+    return _upright(*read_image_bytes(path, max_pixels))
+
+
+def upright_image_data(data: bytes, max_pixels: int) -> tuple[bytes | None, str | None]:
+    """`read_upright_image` for bytes already read (a Beam worker reading object storage)."""
+    return _upright(*check_image_data(data, max_pixels))
+
+
+def _upright(data: bytes | None, info: ImageInfo) -> tuple[bytes | None, str | None]:
     import tensorflow as tf
 
-    data, info = read_image_bytes(path, max_pixels)
     if data is None or info.orientation == 1:
         return data, info.reason
     try:

@@ -109,38 +109,54 @@ def crop_regions(
 
 
 @dataclasses.dataclass
-class _Prepared:
+class Prepared:
+    """A decoded photo's regions and crops, ready for the model (or its error)."""
+
     source: PhotoSource
     regions: list[FaceRegion] = dataclasses.field(default_factory=list)
     crops: np.ndarray | None = None
     error: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelShape:
+    """What the pipeline needs of a model to prepare crops without running it (a Beam worker's
+    reading step; the model itself runs in RunInference)."""
+
+    class_names: tuple[str, ...]
+    input_size: int
+    channels: int
+
+    @classmethod
+    def of(cls, predictor: Predictor) -> ModelShape:
+        return cls(tuple(predictor.class_names), predictor.input_size, predictor.channels)
+
+
 class PhotoPipeline:
     """A photo in, an answer out, the same for every door; see the module docstring."""
 
-    def __init__(self, predictor: Predictor, options: PhotoOptions = DEFAULT_OPTIONS):
+    def __init__(self, predictor: Predictor | ModelShape, options: PhotoOptions = DEFAULT_OPTIONS):
         self.predictor = predictor
         self.options = options
         self.class_names = list(predictor.class_names)
         self.detector = resolve_detector(options.detector) if options.faces != "none" else None
 
-    def prepare(self, source: PhotoSource) -> _Prepared:
+    def prepare(self, source: PhotoSource) -> Prepared:
         """Decode one source and cut its crops (no model call)."""
         if source.error is not None:
-            return _Prepared(source, error=source.error)
+            return Prepared(source, error=source.error)
         try:
             decoded = decode_source(source, self.predictor.channels)
         except ValueError as err:
-            return _Prepared(source, error=str(err))
+            return Prepared(source, error=str(err))
         regions, crops = crop_regions(
             decoded, self.predictor.input_size, self.options, self.detector
         )
-        return _Prepared(source, regions, crops)
+        return Prepared(source, regions, crops)
 
     def run(self, sources: Iterable[PhotoSource]) -> Iterator[PhotoAnswer]:
         """One answer per source, in order."""
-        pending: list[_Prepared] = []
+        pending: list[Prepared] = []
         queued = 0
         batch = self.options.batch_size
         for source in sources:
@@ -156,7 +172,7 @@ class PhotoPipeline:
         (answer,) = self.run([source])
         return answer
 
-    def _answer(self, pending: list[_Prepared]) -> Iterator[PhotoAnswer]:
+    def _answer(self, pending: list[Prepared]) -> Iterator[PhotoAnswer]:
         crops = [item.crops for item in pending if item.crops is not None and len(item.crops)]
         probabilities = np.zeros((0, len(self.class_names)), np.float32)
         if crops:
@@ -176,7 +192,11 @@ class PhotoPipeline:
             yield self._photo_answer(item, probabilities[cursor : cursor + count])
             cursor += count
 
-    def _photo_answer(self, item: _Prepared, probabilities: np.ndarray) -> PhotoAnswer:
+    def answer(self, item: Prepared, probabilities: np.ndarray) -> PhotoAnswer:
+        """A prepared photo's answer from its regions' probabilities [regions, classes]."""
+        return self._photo_answer(item, probabilities)
+
+    def _photo_answer(self, item: Prepared, probabilities: np.ndarray) -> PhotoAnswer:
         name = item.source.name
         if item.error is not None:
             return PhotoAnswer(name, error=item.error)

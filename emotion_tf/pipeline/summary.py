@@ -38,6 +38,17 @@ class RunSummary:
             self.labels[answer.label] = self.labels.get(answer.label, 0) + 1
             self.confidence_sum += answer.confidence
 
+    def merge(self, other: RunSummary) -> RunSummary:
+        """This summary with `other`'s counts added (Beam combines partial summaries)."""
+        self.photos += other.photos
+        self.faces += other.faces
+        self.no_face += other.no_face
+        self.unreadable += other.unreadable
+        self.confidence_sum += other.confidence_sum
+        for name, count in other.labels.items():
+            self.labels[name] = self.labels.get(name, 0) + count
+        return self
+
     @property
     def answered(self) -> int:
         """Photos with a label."""
