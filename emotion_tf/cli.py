@@ -50,7 +50,7 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
         force=True,
     )
-    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL", "apache_beam"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -54,7 +54,8 @@ def batch(
 ) -> None:
     """Score every photo matched by PATTERN (files, folders, globs; gs:// and s3:// with Beam's
     extras) through the same photo pipeline as predict, on Apache Beam. Any other option of the
-    form --name=value goes to Beam (--runner=DataflowRunner, --direct_num_workers=2, ...).
+    form --name=value goes to Beam (--runner=DataflowRunner, --direct_num_workers=2, ...); the
+    runner defaults to the DirectRunner (this machine).
 
     Writes rows like `predict --format json` (JSON lines), unreadable files with their reason to
     dead_letters, and prints read = answered + dead letters. Exit status 1 if there were dead
@@ -62,6 +63,9 @@ def batch(
     """
     patterns = tuple(a for a in args if not a.startswith("-"))
     beam_args = [a for a in args if a.startswith("-")]
+    if not any(a.split("=")[0] == "--runner" for a in beam_args):
+        # Beam's own default (Prism) downloads a binary at run time: the DirectRunner does not.
+        beam_args.append("--runner=DirectRunner")
     if not patterns:
         raise ConfigError("give at least one input PATTERN (a file, folder or glob)")
     try:
