@@ -31,6 +31,7 @@ from emotion_tf.faces.cli import (
     crop_faces,
     detector_options,
     face_options,
+    min_confidence_option,
     photo_options,
     photo_rule_option,
 )
@@ -200,6 +201,7 @@ EXIT_UNREADABLE = 1  # some inputs could not be read; the others were answered
     "--per-photo", is_flag=True, help="One row per photo from all its faces (see --photo-rule)."
 )
 @photo_rule_option
+@min_confidence_option
 @click.option(
     "--summary-by",
     help="Also a reaction summary per group of photos: folder, prefix:PATH (the folder after "
@@ -227,6 +229,7 @@ def predict(
     align: bool,
     per_photo: bool,
     photo_rule: str,
+    min_confidence: float | None,
     summary_by: str | None,
     summary_output: str | None,
 ) -> None:
@@ -243,7 +246,14 @@ def predict(
     from emotion_tf.predictors.resolve import open_model
 
     options = photo_options(
-        faces, fallback, face_margin, detector, align, photo_rule, batch_size=batch_size
+        faces,
+        fallback,
+        face_margin,
+        detector,
+        align,
+        photo_rule,
+        batch_size=batch_size,
+        min_confidence=min_confidence,
     )
     videos = [p for p in paths if is_video_path(p)]
     if videos:
@@ -340,6 +350,7 @@ MISTAKES_SHOWN = 24  # photos on evaluate's --mistakes sheet
 @trust_model_option
 @detector_options
 @photo_rule_option
+@min_confidence_option
 @click.option(
     "--mistakes",
     "mistakes_png",
@@ -359,6 +370,7 @@ def evaluate(
     detector: str | None,
     align: bool,
     photo_rule: str,
+    min_confidence: float | None,
     mistakes_png: str | None,
 ) -> None:
     """Accuracy (with 95% intervals), per-class precision/recall/F1, confusion matrix and
@@ -375,7 +387,9 @@ def evaluate(
     from emotion_tf.predictors.resolve import open_model
 
     predictor = open_model(model, trust=trust_model)
-    options = photo_options(faces, fallback, face_margin, detector, align, photo_rule)
+    options = photo_options(
+        faces, fallback, face_margin, detector, align, photo_rule, min_confidence=min_confidence
+    )
     metrics = evaluate_export(
         predictor, Path(data_dir), options, mistakes=MISTAKES_SHOWN if mistakes_png else 0
     )

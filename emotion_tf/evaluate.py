@@ -31,6 +31,7 @@ from emotion_tf.metrics import (
     add_intervals,
     classification_metrics,
     format_interval,
+    risk_coverage,
     wilson_interval,
 )
 from emotion_tf.pipeline.options import DEFAULT_OPTIONS, PhotoOptions
@@ -235,6 +236,21 @@ def format_by_source(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def abstaining(found: LabelledPredictions, bar: float) -> dict[str, Any]:
+    """Coverage and accuracy when photos answered below `bar` are labelled "unclear"."""
+    kept = found.probabilities.max(axis=1) >= bar
+    right = found.probabilities.argmax(axis=1) == found.labels
+    correct = int(right[kept].sum())
+    count = int(kept.sum())
+    return {
+        "min_confidence": bar,
+        "coverage": count / len(kept),
+        "unclear": int(len(kept) - count),
+        "accuracy": correct / count if count else None,
+        "accuracy_ci95": wilson_interval(correct, count),
+    }
+
+
 def evaluate_export(
     model: Predictor,
     data_dir: Path,
@@ -263,11 +279,14 @@ def evaluate_export(
             "errors": found.errors,
             "skipped_files": len(found.errors),
             "no_face": found.no_face,
+            "risk_coverage": risk_coverage(found.labels, found.probabilities),
             "photos": len(found.labels) + len(found.errors) + len(found.no_face),
         }
     )
     if mistakes:
         metrics["mistakes"] = most_confident_mistakes(found, model.class_names, mistakes)
+    if options.min_confidence is not None:
+        metrics["abstaining"] = abstaining(found, options.min_confidence)
     if options.faces != "none":
         name = getattr(resolve_detector(options.detector), "name", str(options.detector))
         metrics.update(

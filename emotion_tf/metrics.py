@@ -96,6 +96,34 @@ def classification_metrics(
     }
 
 
+COVERAGES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+
+
+def risk_coverage(y_true: np.ndarray, probabilities: np.ndarray) -> list[dict[str, Any]]:
+    """Accuracy when abstaining on the least confident photos: for each coverage in COVERAGES,
+    the share kept (most confident first), the confidence bar that keeps it and the accuracy
+    on the kept photos with its 95% interval. A user picks `--min-confidence` from it."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    confidence = probabilities.max(axis=1)
+    right = probabilities.argmax(axis=1) == np.asarray(y_true)
+    order = np.argsort(-confidence, kind="stable")
+    curve = []
+    for coverage in COVERAGES:
+        kept = max(1, round(coverage * len(order)))
+        chosen = order[:kept]
+        correct = int(right[chosen].sum())
+        curve.append(
+            {
+                "coverage": kept / len(order),
+                "min_confidence": float(confidence[chosen].min()),
+                "photos": kept,
+                "accuracy": correct / kept,
+                "accuracy_ci95": wilson_interval(correct, kept),
+            }
+        )
+    return curve
+
+
 def format_metrics(metrics: dict[str, Any]) -> str:
     """A human-readable report of `classification_metrics` output."""
     names = metrics["class_names"]
@@ -123,6 +151,16 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     ]
     for name, row in zip(names, metrics["confusion_matrix"]):
         lines.append(f"{name:<12}" + "".join(f"{v:>10d}" for v in row))
+    if metrics.get("risk_coverage"):
+        lines += [
+            "",
+            f"{'coverage':<10}{'bar':>8}{'photos':>8}{'accuracy':>10}  (abstaining below the bar)",
+        ]
+        for point in metrics["risk_coverage"]:
+            lines.append(
+                f"{point['coverage']:<10.0%}{point['min_confidence']:>8.3f}{point['photos']:>8d}"
+                f"{point['accuracy']:>10.4f}" + format_interval(point, "accuracy_ci95")
+            )
     return "\n".join(lines)
 
 

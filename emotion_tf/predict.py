@@ -183,7 +183,12 @@ class Annotator:
         image = decode_photo(data, 3)
         items = [
             Annotation(
-                face.box, f"{face.label} {face.confidence:.2f}", self.class_names.index(face.label)
+                face.box,
+                f"{face.label} {face.confidence:.2f}",
+                max(
+                    range(len(self.class_names)),
+                    key=lambda i: face.probabilities[self.class_names[i]],
+                ),
             )
             for face in answer.faces
         ]

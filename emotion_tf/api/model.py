@@ -63,11 +63,13 @@ class EmotionModel:
         max_pixels: int | None = None,
         detector: Detector | str | None = None,
         align: bool | None = None,
+        min_confidence: float | None = None,
     ) -> ImagePrediction | list[ImagePrediction]:
         """Per-face predictions. `faces`: "auto" (find faces unless the image already looks
         like a face crop), "detect" (always find faces) or "none" (classify the whole image).
         Every option left out takes the photo pipeline's default, as the CLI does."""
         options = _options(batch_size, faces, fallback, margin, max_pixels, detector, align)
+        options = options.replace(min_confidence=min_confidence)
         results = [_image_prediction(a) for a in self._answers(inputs, options)]
         return results if is_many(inputs) else _single(results)
 
@@ -96,10 +98,13 @@ class EmotionModel:
         detector: Detector | str | None = None,
         align: bool | None = None,
         rule: PhotoRule | None = None,
+        min_confidence: float | None = None,
     ) -> PhotoPrediction | list[PhotoPrediction]:
         """One answer per photo from all its faces by the photo rule (default "area"), exactly
-        as `emotion-tf predict --per-photo` gives it."""
+        as `emotion-tf predict --per-photo` gives it; below `min_confidence` (off by default)
+        the label is "unclear" ("can't tell"), the probabilities are kept."""
         options = _options(batch_size, faces, fallback, margin, max_pixels, detector, align, rule)
+        options = options.replace(min_confidence=min_confidence)
         results = [_photo_prediction(a) for a in self._answers(inputs, options)]
         return results if is_many(inputs) else _single(results)
 

@@ -56,6 +56,17 @@ def face_options(function: Callable) -> Callable:
     return function
 
 
+def min_confidence_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add `--min-confidence P` (parameter `min_confidence`): "can't tell" below it."""
+    return click.option(
+        "--min-confidence",
+        type=click.FloatRange(0.0, 1.0),
+        default=None,
+        help="Label a photo 'unclear' when its answer's confidence is below this (default: "
+        "off); evaluate prints accuracy against coverage to choose it.",
+    )(func)
+
+
 def photo_options(
     faces: str,
     fallback: str,

@@ -24,6 +24,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_FACES: FaceMode = "auto"
 DEFAULT_FALLBACK: Fallback = "second-look"
 DEFAULT_BATCH_SIZE = 64
+UNCLEAR = "unclear"  # the label of an answer below `min_confidence`
 # How answers are printed: one contract for all four (emotion_tf.predict.format_rows).
 OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -41,6 +42,8 @@ class PhotoOptions:
     rule: PhotoRule = DEFAULT_PHOTO_RULE
     max_pixels: int = DEFAULT_MAX_PIXELS
     batch_size: int = DEFAULT_BATCH_SIZE
+    # "Can't tell": a photo whose answer is less confident is labelled UNCLEAR (None: off).
+    min_confidence: float | None = None
 
     def __post_init__(self) -> None:
         check_mode(self.faces, self.fallback)
@@ -51,6 +54,10 @@ class PhotoOptions:
             )
         if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
             raise ConfigError(f"max_pixels must be >= 1. Received: max_pixels={self.max_pixels!r}")
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError(
+                f"min_confidence must be in [0, 1]. Received: {self.min_confidence!r}"
+            )
         if self.margin is not None and not 0.0 <= self.margin <= 2.0:
             raise ConfigError(f"margin must be in [0, 2]. Received: margin={self.margin!r}")
 

@@ -28,7 +28,7 @@ from emotion_tf.faces.locate import (
 from emotion_tf.faces.photo_label import photo_probabilities
 from emotion_tf.pipeline.decode import Decoded, PhotoSource, decode_source
 from emotion_tf.pipeline.limits import MAX_FACES_PER_IMAGE
-from emotion_tf.pipeline.options import DEFAULT_OPTIONS, PhotoOptions
+from emotion_tf.pipeline.options import DEFAULT_OPTIONS, UNCLEAR, PhotoOptions
 from emotion_tf.predictors import Predictor
 from emotion_tf.preprocess import resize_uint8
 
@@ -203,8 +203,9 @@ class PhotoPipeline:
         if not item.regions:
             return PhotoAnswer(name, no_face=True)
         names = self.class_names
+        bar = self.options.min_confidence
         faces = [
-            _face_answer(region.box, region.source, row, names)
+            _face_answer(region.box, region.source, row, names, bar)
             for region, row in zip(item.regions, probabilities)
         ]
         photo = photo_probabilities(
@@ -212,10 +213,11 @@ class PhotoPipeline:
         )
         best = int(np.argmax(photo))
         detected = faces[0].source in (SOURCE_DETECTOR, SOURCE_SECOND_LOOK)
+        label = UNCLEAR if bar is not None and photo[best] < bar else names[best]
         return PhotoAnswer(
             name,
             faces,
-            names[best],
+            label,
             float(photo[best]),
             {n: float(p) for n, p in zip(names, photo)},
             source=faces[0].source,
@@ -223,10 +225,12 @@ class PhotoPipeline:
         )
 
 
-def _face_answer(box: FaceBox, source: str, row: np.ndarray, names: list[str]) -> FaceAnswer:
+def _face_answer(
+    box: FaceBox, source: str, row: np.ndarray, names: list[str], bar: float | None
+) -> FaceAnswer:
     best = int(np.argmax(row))
     return FaceAnswer(
-        names[best],
+        UNCLEAR if bar is not None and row[best] < bar else names[best],
         float(row[best]),
         {n: float(p) for n, p in zip(names, row)},
         box.as_list(),

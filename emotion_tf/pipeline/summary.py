@@ -57,13 +57,14 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         """Counts, shares of the read photos (labels and no face) with 95% intervals."""
         read = self.photos - self.unreadable
+        names = [*self.class_names, *(n for n in self.labels if n not in self.class_names)]
         shares = {
             name: {
                 "count": self.labels.get(name, 0),
                 "share": self.labels.get(name, 0) / read if read else 0.0,
                 "ci95": wilson_interval(self.labels.get(name, 0), read),
             }
-            for name in self.class_names
+            for name in names  # the classes, then "unclear" when --min-confidence abstained
         }
         return {
             "photos": self.photos,

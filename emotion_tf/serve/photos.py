@@ -104,7 +104,9 @@ def photo_outputs(answer: PhotoAnswer, class_names: list[str]) -> dict[str, Any]
         "probabilities": probabilities,
         "label": answer.label,
         "confidence": answer.confidence,
-        "class_index": class_names.index(answer.label) if answer.label else None,
+        "class_index": int(max(range(len(class_names)), key=probabilities.__getitem__))
+        if probabilities
+        else None,
         "faces": answer.face_count,
         "source": answer.source,
         "boxes": [face.box for face in answer.faces],
