@@ -90,8 +90,14 @@ def test_a_very_deep_tree_is_walked_and_an_unreadable_folder_is_counted(
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buffer, "PNG")
     (folder / "x.png").write_bytes(buffer.getvalue())
-    images, _ = list_images(deep)
-    assert images == [str(folder / "x.png")]
+    try:
+        images, _ = list_images(deep)
+        assert images == [str(folder / "x.png")]
+    finally:  # removed here, bottom up: pytest's own clean-up recurses and would fail on it
+        (folder / "x.png").unlink()
+        while folder != deep:
+            os.rmdir(folder)
+            folder = folder.parent
 
     locked = tmp_path / "tree" / "locked"
     locked.mkdir(parents=True)
