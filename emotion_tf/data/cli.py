@@ -11,6 +11,7 @@ import click
 
 from emotion_tf.cli_base import group
 from emotion_tf.data.tfrecord import DEFAULT_ORDER_SEED
+from emotion_tf.pipeline.options import DEFAULT_MAX_PIXELS
 
 
 def _counts_table(counts: dict[str, dict[str, int]]) -> str:
@@ -163,7 +164,9 @@ def split_command(
     help="table for people, json for programs.",
 )
 @click.option("--show", default=10, show_default=True, help="Examples listed per problem.")
-@click.option("--max-pixels", default=50_000_000, show_default=True, help="Larger is an error.")
+@click.option(
+    "--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, help="Larger is an error."
+)
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any problem is found.")
 def check_command(data_dir: str, fmt: str, show: int, max_pixels: int, strict: bool) -> None:
     """Report counts, imbalance, bad files, duplicates, leakage and label conflicts.
@@ -186,7 +189,7 @@ def check_command(data_dir: str, fmt: str, show: int, max_pixels: int, strict: b
 @click.option("--shards", default=8, show_default=True, help="Shards per split.")
 @click.option(
     "--max-pixels",
-    default=50_000_000,
+    default=DEFAULT_MAX_PIXELS,
     show_default=True,
     help="Refuse images with more pixels (decompression bombs).",
 )

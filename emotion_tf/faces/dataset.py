@@ -15,6 +15,7 @@ from emotion_tf.data.files import list_images, read_upright_image
 from emotion_tf.errors import DataError
 from emotion_tf.faces.crop import convert_channels, crop_face
 from emotion_tf.faces.locate import Detector, FaceMode, check_mode, locate_faces, resolve_detector
+from emotion_tf.pipeline.options import DEFAULT_MAX_PIXELS
 
 MANIFEST = "crops.csv"
 
@@ -58,7 +59,7 @@ def crop_faces_folder(
     all_faces: bool = False,
     overwrite: bool = False,
     detector: Detector | str | None = None,
-    max_pixels: int = 50_000_000,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     align: bool = False,
 ) -> Iterator[CropResult]:
     """Crop the faces of every image under `src` into the same sub-folders under `out`.

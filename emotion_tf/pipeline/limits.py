@@ -11,6 +11,8 @@ from __future__ import annotations
 
 # The longest side may be at most this many times the shorter one (panoramas are 2-8:1).
 MAX_ASPECT = 20
+# The longest one server request may keep the photo pipeline busy (checked between photos).
+DEFAULT_MAX_REQUEST_S = 30.0
 # Faces read per image: a crowd photo past this is answered from its largest faces.
 MAX_FACES_PER_IMAGE = 64
 

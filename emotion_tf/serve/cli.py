@@ -16,6 +16,7 @@ import click
 from emotion_tf.cli_base import command, model_option, trust_model_option
 from emotion_tf.errors import EmotionTFError
 from emotion_tf.faces.cli import detector_options, face_options, photo_options, photo_rule_option
+from emotion_tf.pipeline.limits import DEFAULT_MAX_REQUEST_S
 
 if TYPE_CHECKING:
     from emotion_tf.pipeline.options import PhotoOptions
@@ -53,7 +54,7 @@ LIMIT_OPTIONS: tuple[tuple[str, Any, click.ParamType, str], ...] = (
     ("--max-pixels", 4096 * 4096, click.IntRange(1), "Largest image (width x height) accepted."),
     (
         "--max-request-seconds",
-        30.0,
+        DEFAULT_MAX_REQUEST_S,
         click.FloatRange(0.1),
         "Longest one request may keep the photo pipeline busy (checked between photos); past "
         "it the request gets 413.",
@@ -197,7 +198,7 @@ def run_server(
     access_log: bool = False,
     photos: PhotoOptions | None = None,
     limits: ConnectionLimits | None = None,
-    max_request_s: float = 30.0,
+    max_request_s: float = DEFAULT_MAX_REQUEST_S,
 ) -> None:
     """Bind the port, load the model, then serve until interrupted (Ctrl-C or SIGTERM stops
     it gracefully, and the caller's temporary files are removed). `photos`: the photo

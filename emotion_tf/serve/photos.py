@@ -15,12 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from emotion_tf.pipeline.decode import PhotoSource
+from emotion_tf.pipeline.limits import DEFAULT_MAX_REQUEST_S
 from emotion_tf.pipeline.options import PhotoOptions
 from emotion_tf.pipeline.run import PhotoAnswer, PhotoPipeline
 from emotion_tf.serve.protocol import PredictRequest, RequestError
-
-# The longest one request may keep the photo pipeline busy (checked between photos).
-DEFAULT_MAX_REQUEST_S = 30.0
 
 
 class ClientLeftError(Exception):
