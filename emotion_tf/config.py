@@ -47,6 +47,9 @@ class DataConfig:
     """Where the images are and how they are batched."""
 
     data_dir: str = "data"
+    # More folders laid out like data_dir (train/ and validation/, the same class folders):
+    # their splits are added to data_dir's (for example two collections of web photos).
+    more_dirs: list[str] = dataclasses.field(default_factory=list)
     batch_size: int = 32  # global batch, split across replicas
     cache: bool = True
     shuffle_buffer: int = 2048
@@ -257,6 +260,11 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if value not in allowed:
             raise ConfigError(f"{key}: expected one of {list(allowed)}. Received: {key}={value!r}")
         return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list. Received: {key}={value!r}")
+        (item_hint,) = typing.get_args(hint)
+        return [_coerce(f"{key}[{i}]", item, item_hint) for i, item in enumerate(value)]
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(hint):
             try:

@@ -144,11 +144,18 @@ def test_default_margin_frames_faces_like_fer_crops(faces: list[Path]) -> None:
 
 @pytest.mark.shared_data
 def test_auto_uses_small_square_crops_whole(fer_dir: Path) -> None:
-    crop = decode_photo(fer_files(fer_dir, "validation", "sad", 1)[0].read_bytes(), 1)
-    assert crop.shape == (48, 48, 1)
-    [region] = locate_faces(crop, "auto", detector="haar")
-    assert region.source == SOURCE_CROP and region.box.as_list() == [0, 0, 48, 48]
-    assert locate_faces(crop, "none", detector="haar")[0].box.as_list() == [0, 0, 48, 48]
+    """A FER2013 crop where the detector finds nothing is read whole; where it finds the face,
+    the face is cut with the detector's framing like any other."""
+    crops = [
+        decode_photo(path.read_bytes(), 1) for path in fer_files(fer_dir, "validation", "sad", 12)
+    ]
+    assert crops[0].shape == (48, 48, 1)
+    regions = [locate_faces(crop, "auto", detector="haar") for crop in crops]
+    whole = [r for r in regions if r[0].source == SOURCE_CROP]
+    assert whole and all(r[0].box.as_list() == [0, 0, 48, 48] for r in whole)
+    found = [r for r in regions if r[0].source == SOURCE_DETECTOR]
+    assert len(whole) + len(found) == len(crops)
+    assert locate_faces(crops[0], "none", detector="haar")[0].box.as_list() == [0, 0, 48, 48]
 
 
 @pytest.mark.shared_data
@@ -165,9 +172,9 @@ def test_auto_detects_in_photos_and_reports_no_face(faces: list[Path]) -> None:
 
 
 @pytest.mark.shared_data
-def test_auto_treats_a_large_close_up_as_a_crop(fer_dir: Path) -> None:
-    """A face filling a 400 px frame: found by the padded second scan, so `auto` keeps the
-    image whole and `detect` gives one box covering most of it."""
+def test_a_large_close_up_is_cropped_by_its_detector(fer_dir: Path) -> None:
+    """A face filling a 400 px frame: found by the padded second scan, and `auto` cuts it as
+    `detect` does (one box covering most of the image), not whole."""
     close_ups = []
     for path in fer_files(fer_dir, "validation", "happy", 10):
         with Image.open(path) as face:
@@ -177,23 +184,20 @@ def test_auto_treats_a_large_close_up_as_a_crop(fer_dir: Path) -> None:
     for close_up, detected in zip(close_ups, found):
         if len(detected) == 1:
             assert detected[0].source == SOURCE_DETECTOR and detected[0].box.w > 250
-            [region] = locate_faces(close_up, "auto", detector="haar")
-            assert region.source == SOURCE_CROP and region.box.as_list() == [0, 0, 400, 400]
+            assert locate_faces(close_up, "auto", detector="haar") == detected
     plain = HaarFaceDetector(border_retry=0.0)
     assert sum(len(plain.detect(c)) == 1 for c in close_ups) < sum(len(f) == 1 for f in found)
 
 
 def test_looks_like_crop_rules() -> None:
-    face = FaceBox(10, 10, 300, 300)
     assert looks_like_crop((48, 48, 1), [])
-    assert looks_like_crop((160, 120, 3), [])  # small, 4:3
-    assert not looks_like_crop((200, 40, 3), [])  # a strip, not a face crop
-    assert not looks_like_crop((600, 600, 3), [])  # large and no face: a photo
-    assert looks_like_crop((400, 400, 3), [face])
-    assert not looks_like_crop((2000, 2000, 3), [face])  # a small face in a big photo
+    assert looks_like_crop((120, 100, 3), [])  # small, 6:5
+    assert not looks_like_crop((120, 40, 3), [])  # a strip, not a face crop
+    assert not looks_like_crop((200, 200, 3), [])  # larger and no face: a photo
+    # Any face found is cropped with the detector's framing, even one that fills the image.
+    assert not looks_like_crop((120, 120, 3), [FaceBox(8, 8, 100, 100)])
+    assert not looks_like_crop((400, 400, 3), [FaceBox(10, 10, 300, 300)])
     assert not looks_like_crop((100, 100, 3), [FaceBox(0, 0, 30, 30), FaceBox(50, 50, 30, 30)])
-    assert looks_like_crop((120, 120, 3), [FaceBox(8, 8, 100, 100)])  # a face filling it
-    assert not looks_like_crop((200, 150, 3), [FaceBox(20, 20, 40, 40)])  # a small photo
 
 
 @pytest.mark.shared_data

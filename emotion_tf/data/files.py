@@ -192,6 +192,28 @@ def load_splits(data_dir: Path) -> dict[str, LabelledFiles]:
     return {split: list_split(data_dir / split, classes[split]) for split in SPLITS}
 
 
+def merge_splits(
+    splits: dict[str, LabelledFiles], more: dict[str, LabelledFiles], more_dir: str | Path
+) -> dict[str, LabelledFiles]:
+    """Each split of `splits` followed by the same split of `more` (data.more_dirs); their
+    class folders must match."""
+    merged = {}
+    for split, files in splits.items():
+        other = more[split]
+        if other.class_names != files.class_names:
+            raise DataError(
+                f"class folders of {Path(more_dir) / split} {other.class_names} differ from "
+                f"data_dir's {files.class_names}"
+            )
+        merged[split] = LabelledFiles(
+            files.class_names,
+            files.paths + other.paths,
+            files.labels + other.labels,
+            files.ignored + other.ignored,
+        )
+    return merged
+
+
 def file_list_hash(splits: dict[str, LabelledFiles], root: str | Path) -> str:
     """A short hash of every (split, label, path relative to `root`) for provenance.
 

@@ -23,6 +23,7 @@ from emotion_tf.data.files import (
     display_path,
     file_list_hash,
     load_splits,
+    merge_splits,
     scan_split,
 )
 from emotion_tf.data.pipeline import (
@@ -191,6 +192,8 @@ def load_training_data(config: Config) -> TrainingData:
             load_record_splits(data_dir), skipped, "tfrecord", manifest.get("file_list_hash", "")
         )
     splits = load_splits(data_dir)
+    for more in config.data.more_dirs:
+        splits = merge_splits(splits, load_splits(Path(more)), more)
     started = time.monotonic()
     skipped: list[BadFile] = []
     for split, files in list(splits.items()):
