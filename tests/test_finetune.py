@@ -335,6 +335,9 @@ def test_web_photos_benchmark_smoke(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "validation.finetuned.readable_accuracy" in names
     finetuned = report["details"]["validation.finetuned"]
     assert (finetuned["count"], finetuned["readable"], finetuned["unclear"]) == (6, 5, 1)
+    assert sum(count for _, count in finetuned["routes"].values()) == 6  # every photo, by route
+    assert set(finetuned["recall"]) == {"happy", "sad"}
+    assert "validation.finetuned.cpu_seconds_per_photo" in names
     assert "SUMMARY validation.finetuned.accuracy" in capsys.readouterr().out
     assert module.wilson(85, 100) == pytest.approx((76.7, 90.7), abs=0.1)
 
