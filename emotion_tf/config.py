@@ -76,6 +76,9 @@ class DataConfig:
     # model learned from), are mixed into every epoch. Empty: off.
     rehearsal_dir: str = ""
     rehearsal_per_class: int = 100
+    # Repeat the photos of each smaller class of the training split (data_dir's and
+    # more_dirs', before any rehearsal sample joins) until every class has as many as the largest.
+    oversample: bool = False
 
 
 @dataclasses.dataclass

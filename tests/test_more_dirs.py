@@ -1,4 +1,4 @@
-"""data.more_dirs: the splits of further data folders added to data_dir's."""
+"""data.more_dirs (further data folders' splits added to data_dir's) and data.oversample."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from emotion_tf.config import load_config
+from emotion_tf.data.balance import oversample
 from emotion_tf.data.demo import generate_demo_dataset
+from emotion_tf.data.files import LabelledFiles
 from emotion_tf.errors import ConfigError, DataError
 from emotion_tf.train.trainer import load_training_data
 from tests.conftest import tiny_overrides
@@ -52,3 +54,31 @@ def test_more_dirs_must_have_the_same_classes(
         load_training_data(config)
     with pytest.raises(ConfigError, match="data.more_dirs: expected a list"):
         load_config(None, tiny_overrides(tmp_path / "s", tiny_data_dir, **{"data.more_dirs": 3}))
+
+
+def test_oversample_evens_the_classes_out() -> None:
+    files = LabelledFiles(
+        ["happy", "sad"], [f"s{i}" for i in range(7)] + ["h0", "h1"], [1] * 7 + [0, 0]
+    )
+    even = oversample(files, seed=1)
+    assert even.counts() == {"happy": 7, "sad": 7}
+    assert even.paths[:9] == files.paths  # every original kept, in order
+    happy = [p for p, label in zip(even.paths, even.labels) if label == 0]
+    assert sorted(set(happy)) == ["h0", "h1"] and abs(happy.count("h0") - happy.count("h1")) <= 1
+    assert oversample(files, seed=1).paths == even.paths  # seeded
+    assert oversample(LabelledFiles(["happy", "sad"], [], []), seed=1).paths == []
+
+
+def test_oversample_applies_to_the_training_split_only(tiny_data_dir: Path, tmp_path: Path) -> None:
+    lopsided = tmp_path / "lopsided"
+    shutil.copytree(tiny_data_dir, lopsided)
+    for path in sorted((lopsided / "train" / "happy").iterdir())[5:]:
+        path.unlink()
+    config = load_config(
+        None, tiny_overrides(tmp_path / "o", lopsided, **{"data.oversample": "true"})
+    )
+    data = load_training_data(config)
+    counts = data.splits["train"].counts()
+    assert counts["happy"] == counts["sad"] > 5
+    plain = load_training_data(load_config(None, tiny_overrides(tmp_path / "p", lopsided)))
+    assert data.splits["validation"].paths == plain.splits["validation"].paths

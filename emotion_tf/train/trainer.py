@@ -229,6 +229,11 @@ def load_training_data(config: Config) -> TrainingData:
                 "seconds": round(time.monotonic() - started, 1),
             }
         )
+    if config.data.oversample:
+        from emotion_tf.data.balance import oversample
+
+        splits["train"] = oversample(splits["train"], config.train.seed)
+        log.info("oversampled train: %s", splits["train"].counts())
     rehearsal: dict[str, Any] = {}
     if config.data.rehearsal_dir:
         from emotion_tf.data.rehearsal import add_rehearsal
