@@ -92,15 +92,19 @@ def test_pack_command_fits_a_temperature_and_records_it(
     from emotion_tf.cli import main
 
     target = tmp_path / "calibrated.npz"
-    result = CliRunner().invoke(
-        main,
-        ["pack", str(tiny_run), "-o", str(target), "--calibrate", str(tiny_data_dir / "train")],
-    )
+    folders = ["--calibrate", str(tiny_data_dir / "train"), "--calibrate", str(tiny_data_dir)]
+    result = CliRunner().invoke(main, ["pack", str(tiny_run), "-o", str(target), *folders])
     assert result.exit_code == 0, result.output
     meta = read_metadata(target)
     calibration = meta["calibration"]
     assert meta["temperature"] == calibration["temperature"] > 0
-    assert calibration["fitted_on"].endswith("train") and calibration["count"] > 0
+    train, validation = calibration["fitted_on"]  # a folder without splits, its validation/
+    assert train.endswith("train") and validation.endswith("validation")
+    counts = {
+        split: len(list((tiny_data_dir / split).rglob("*.*"))) for split in ("train", "validation")
+    }
+    assert calibration["count"] + calibration["skipped"] <= sum(counts.values())
+    assert calibration["count"] > counts["train"] // 2
     assert calibration["nll_after"] <= calibration["nll_before"]
     assert f"config hash {meta['config_hash']}" in result.output
     refused = CliRunner().invoke(main, ["pack", str(tmp_path), "-o", str(tmp_path / "x.npz")])

@@ -1,4 +1,4 @@
-"""Fit the packaged model's temperature on a labelled folder it is not evaluated on."""
+"""Fit the packaged model's temperature on labelled folders it is not evaluated on."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from emotion_tf.calibration import fit_temperature, negative_log_likelihood
 from emotion_tf.predictors.outputs import apply_temperature
 
 
-def calibrate_run(run_dir: Path, data_dir: Path, faces: str = "auto") -> dict[str, Any]:
-    """Fit a temperature for `run_dir`'s kept checkpoint on `data_dir` (each image on its
-    largest face, or whole when it already looks like a face crop); returns what was fitted."""
+def calibrate_run(run_dir: Path, data_dirs: list[Path], faces: str = "auto") -> dict[str, Any]:
+    """Fit a temperature for `run_dir`'s kept checkpoint on the labelled folders `data_dirs`
+    (every photo through the photo pipeline with `faces`); returns what was fitted."""
+    import numpy as np
+
     from emotion_tf.evaluate import predict_labelled
     from emotion_tf.predictors.resolve import kept_checkpoint, open_checkpoint
 
@@ -21,16 +23,16 @@ def calibrate_run(run_dir: Path, data_dir: Path, faces: str = "auto") -> dict[st
 
         raise ModelDirError(f"not a finished run directory: {run_dir}")
     predictor = open_checkpoint(Path(run_dir), checkpoint)
-    found = predict_labelled(predictor, Path(data_dir), faces=faces)
-    temperature = fit_temperature(found.labels, found.probabilities)
+    found = [predict_labelled(predictor, Path(folder), faces=faces) for folder in data_dirs]
+    labels = np.concatenate([np.asarray(f.labels, np.int64) for f in found])
+    probabilities = np.concatenate([np.asarray(f.probabilities, np.float32) for f in found])
+    temperature = fit_temperature(labels, probabilities)
     return {
         "temperature": temperature,
-        "fitted_on": str(found.folder),
+        "fitted_on": [str(f.folder) for f in found],
         "faces": faces,
-        "count": len(found.labels),
-        "skipped": len(found.errors),
-        "nll_before": negative_log_likelihood(found.labels, found.probabilities),
-        "nll_after": negative_log_likelihood(
-            found.labels, apply_temperature(found.probabilities, temperature)
-        ),
+        "count": len(labels),
+        "skipped": sum(len(f.errors) for f in found),
+        "nll_before": negative_log_likelihood(labels, probabilities),
+        "nll_after": negative_log_likelihood(labels, apply_temperature(probabilities, temperature)),
     }
