@@ -445,6 +445,7 @@ def finetune(
         CONFIG,
         [
             f"data.data_dir={data}",
+            "data.more_dirs=[]",  # every photo to train on is linked into `data`
             f"train.run_dir={work / 'run'}",
             f"train.init_from={init_from}",
             f"data.face_cache={face_cache}",

@@ -229,6 +229,7 @@ def predict(
     align: bool,
     per_photo: bool,
     photo_rule: str,
+    context: float,
     min_confidence: float | None,
     summary_by: str | None,
     summary_output: str | None,
@@ -252,6 +253,7 @@ def predict(
         detector,
         align,
         photo_rule,
+        context,
         batch_size=batch_size,
         min_confidence=min_confidence,
     )
@@ -370,6 +372,7 @@ def evaluate(
     detector: str | None,
     align: bool,
     photo_rule: str,
+    context: float,
     min_confidence: float | None,
     mistakes_png: str | None,
 ) -> None:
@@ -388,7 +391,14 @@ def evaluate(
 
     predictor = open_model(model, trust=trust_model)
     options = photo_options(
-        faces, fallback, face_margin, detector, align, photo_rule, min_confidence=min_confidence
+        faces,
+        fallback,
+        face_margin,
+        detector,
+        align,
+        photo_rule,
+        context,
+        min_confidence=min_confidence,
     )
     metrics = evaluate_export(
         predictor, Path(data_dir), options, mistakes=MISTAKES_SHOWN if mistakes_png else 0

@@ -17,6 +17,7 @@ from PIL import Image
 
 import emotion_tf
 from emotion_tf.cli import main
+from emotion_tf.errors import ConfigError
 from emotion_tf.evaluate import predict_labelled
 from emotion_tf.pipeline.options import DEFAULT_OPTIONS
 from emotion_tf.serve.app import ServeSettings, ServingApp
@@ -158,3 +159,40 @@ def test_tflite_answers_within_1e3_of_the_packaged_model(model, photos, api_phot
     for got, want in zip(lite, api_photos):
         assert got.faces == want.faces
         _close(got.probabilities, want.probabilities, 1e-3)
+
+
+def test_a_photos_answer_blends_its_faces_with_the_whole_photo(model, photos) -> None:
+    """--context W: where faces were read, the photo's probabilities are (1 - W) x the faces'
+    (the photo rule) + W x the whole photo's own answer; 0 leaves the faces alone, and a photo
+    read whole is not blended with itself."""
+    from emotion_tf.faces.photo_label import photo_probabilities
+
+    several = next(p for p in photos if p.endswith(Path(SEVERAL).name))
+    alone = model.predict_photo(several, context=0.0)
+    blended = model.predict_photo(several)
+    assert DEFAULT_OPTIONS.context == 0.2 and alone.faces > 1
+    faces = model.predict(several).faces
+    by_area = photo_probabilities(
+        np.array([[f.probabilities[n] for n in model.class_names] for f in faces]),
+        [f.box[2] * f.box[3] for f in faces],
+        "area",
+    )
+    whole = model.predict(several, faces="none").faces[0].probabilities
+    np.testing.assert_allclose(
+        [alone.probabilities[n] for n in model.class_names], by_area, atol=1e-5
+    )
+    expected = [0.8 * p + 0.2 * whole[n] for p, n in zip(by_area, model.class_names)]
+    np.testing.assert_allclose(
+        [blended.probabilities[n] for n in model.class_names], expected, atol=1e-5
+    )
+    no_face = next(p for p in photos if p.endswith(Path(NO_FACE).name))
+    read_whole = model.predict_photo(no_face, fallback="whole-image", faces="detect")
+    if read_whole.source == "whole-image":
+        assert (
+            read_whole.probabilities
+            == model.predict_photo(
+                no_face, fallback="whole-image", faces="detect", context=0.0
+            ).probabilities
+        )
+    with pytest.raises(ConfigError, match="context"):
+        model.predict_photo(several, context=1.0)

@@ -78,17 +78,27 @@ def test_faces_in_photos_predict_like_the_crops_themselves(model, photos) -> Non
     assert not disagree  # every face the model is not unsure about keeps its label
 
 
-def test_faces_none_and_auto_on_crops_equal_the_plain_prediction(model, photos) -> None:
-    faces = [str(p) for p in photos["faces"][:4]]
+def test_faces_none_and_auto_on_crops_equal_the_plain_prediction(model, photos, tmp_path) -> None:
+    """`none` reads each crop whole; `auto` too where it finds no face in it, and where it
+    finds one it cuts it like any face."""
+    noise = tmp_path / "noise.png"  # a 48 x 48 image where no face is found
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48), np.uint8)).save(noise)
+    faces = [str(p) for p in photos["faces"][:3]] + [str(noise)]
     plain = list(predict_paths(model, faces))
+    sources = set()
     for mode in ("none", "auto"):
         rows = list(predict_faces(model, faces, mode))
         assert [r.path for r in rows] == faces
         for row, expected in zip(rows, plain):
+            sources.add((mode, row.source))
+            if mode == "auto" and row.source == "detector":
+                assert row.score is not None and row.box[2] <= 48 * 2
+                continue
             assert row.source == "crop" and row.box == [0, 0, 48, 48] and row.score is None
             assert row.probabilities["happy"] == pytest.approx(
                 expected.probabilities["happy"], abs=1e-5
             )
+    assert ("auto", "crop") in sources and ("auto", "detector") in sources
 
 
 def test_no_face_row_and_fallback(model, photos, tmp_path) -> None:
@@ -243,12 +253,14 @@ def _crops_folder(faces: list[Path], root: Path) -> Path:
 
 
 def test_crop_faces_makes_a_training_folder(photos, tmp_path) -> None:
-    folder, faces = photos["folder"], photos["faces"]
+    folder = photos["folder"]
     src = tmp_path / "src"
     (src / "train" / "happy").mkdir(parents=True)
     for name in ("group0.jpg", "empty.png"):
         (src / "train" / "happy" / name).write_bytes((folder / name).read_bytes())
-    (src / "train" / "happy" / "crop.jpg").write_bytes(faces[0].read_bytes())
+    # A small image with no face found is taken for a face crop and kept whole.
+    noise = np.random.default_rng(0).integers(0, 255, (48, 48), np.uint8)
+    Image.fromarray(noise).save(src / "train" / "happy" / "crop.png")
     out = tmp_path / "out"
     result = CliRunner().invoke(
         main, ["data", "crop-faces", str(src), str(out), "--all-faces", "--size", "64"]

@@ -99,12 +99,14 @@ class EmotionModel:
         align: bool | None = None,
         rule: PhotoRule | None = None,
         min_confidence: float | None = None,
+        context: float | None = None,
     ) -> PhotoPrediction | list[PhotoPrediction]:
-        """One answer per photo from all its faces by the photo rule (default "area"), exactly
-        as `emotion-tf predict --per-photo` gives it; below `min_confidence` (off by default)
-        the label is "unclear" ("can't tell"), the probabilities are kept."""
+        """One answer per photo from all its faces by the photo rule (default "area") and the
+        whole photo (`context`, default 0.2), exactly as `emotion-tf predict --per-photo` gives
+        it; below `min_confidence` (off by default) the label is "unclear" ("can't tell"), the
+        probabilities are kept."""
         options = _options(batch_size, faces, fallback, margin, max_pixels, detector, align, rule)
-        options = options.replace(min_confidence=min_confidence)
+        options = options.replace(min_confidence=min_confidence, context=context)
         results = [_photo_prediction(a) for a in self._answers(inputs, options)]
         return results if is_many(inputs) else _single(results)
 

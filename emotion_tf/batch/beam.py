@@ -148,7 +148,7 @@ class AnswerPhoto(beam.DoFn):
         rows = [p for _, p in sorted(joined["probs"], key=lambda pair: pair[0])]
         classes = len(self.shape.class_names)
         for prepared in joined["photo"]:
-            probabilities = np.array(rows[: len(prepared.regions)], np.float32)
+            probabilities = np.array(rows[: prepared.rows], np.float32)
             yield self.pipeline.answer(prepared, probabilities.reshape(-1, classes))
 
 

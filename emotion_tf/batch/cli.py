@@ -49,6 +49,7 @@ def batch(
     detector: str | None,
     align: bool,
     photo_rule: str,
+    context: float,
     per_photo: bool,
     summary_by: str | None,
 ) -> None:
@@ -78,7 +79,7 @@ def batch(
         from emotion_tf.pipeline.groups import group_key
 
         group_key(summary_by)  # a bad spec fails before the pipeline starts
-    options = photo_options(faces, fallback, face_margin, detector, align, photo_rule)
+    options = photo_options(faces, fallback, face_margin, detector, align, photo_rule, context)
     job = BatchJob(patterns, output, model, options, per_photo, summary_by, trust_model)
     counts = run(job, beam_args)
     click.echo(json.dumps(counts), err=True)

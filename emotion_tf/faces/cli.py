@@ -74,6 +74,7 @@ def photo_options(
     detector: str | None,
     align: bool,
     photo_rule: str | None = None,
+    context: float | None = None,
     **extra: Any,
 ) -> PhotoOptions:
     """The `PhotoOptions` the shared options describe (`extra`: other PhotoOptions fields)."""
@@ -84,6 +85,7 @@ def photo_options(
         detector=detector,
         align=align,
         rule=photo_rule,
+        context=context,
         **extra,
     )
 
@@ -116,9 +118,18 @@ def detector_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def photo_rule_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add `--photo-rule largest|mean|area` (parameter `photo_rule`)."""
+    """Add `--photo-rule largest|mean|area` and `--context W` (parameters `photo_rule` and
+    `context`): how a photo's answer is made from its faces."""
     from emotion_tf.faces.photo_label import DEFAULT_PHOTO_RULE, PHOTO_RULES
 
+    func = click.option(
+        "--context",
+        type=click.FloatRange(0.0, 1.0, max_open=True),
+        default=DEFAULT_OPTIONS.context,
+        show_default=True,
+        help="Where faces were read, the share of the whole photo's own answer in the "
+        "photo's (0: the faces alone).",
+    )(func)
     return click.option(
         "--photo-rule",
         type=click.Choice(PHOTO_RULES),

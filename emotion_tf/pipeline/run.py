@@ -103,9 +103,14 @@ def crop_regions(
             if region.is_whole_image
             else crop_face(image, region.box, options.margin, framing=framing, align=options.align)
         )
-        crops.append(resize_uint8(tf.constant(pixels), size).numpy())
+        crops.append(model_input(pixels, size))
     empty = np.zeros((0, size, size, image.shape[-1]), np.uint8)
     return regions, (np.stack(crops) if crops else empty)
+
+
+def model_input(pixels: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [size, size, C] from uint8 [H, W, C], resized as training images are."""
+    return resize_uint8(tf.constant(pixels), size).numpy()
 
 
 @dataclasses.dataclass
@@ -114,8 +119,14 @@ class Prepared:
 
     source: PhotoSource
     regions: list[FaceRegion] = dataclasses.field(default_factory=list)
-    crops: np.ndarray | None = None
+    crops: np.ndarray | None = None  # one per region, then the whole photo when `context`
     error: str | None = None
+    context: bool = False  # the last crop is the whole photo (options.context)
+
+    @property
+    def rows(self) -> int:
+        """Model inputs (and answers) this photo needs."""
+        return len(self.regions) + int(self.context)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,10 +160,12 @@ class PhotoPipeline:
             decoded = decode_source(source, self.predictor.channels)
         except ValueError as err:
             return Prepared(source, error=str(err))
-        regions, crops = crop_regions(
-            decoded, self.predictor.input_size, self.options, self.detector
-        )
-        return Prepared(source, regions, crops)
+        size = self.predictor.input_size
+        regions, crops = crop_regions(decoded, size, self.options, self.detector)
+        context = bool(self.options.context) and bool(regions) and not regions[0].is_whole_image
+        if context:
+            crops = np.concatenate([crops, model_input(decoded.image, size)[None]])
+        return Prepared(source, regions, crops, context=context)
 
     def run(self, sources: Iterable[PhotoSource]) -> Iterator[PhotoAnswer]:
         """One answer per source, in order."""
@@ -188,12 +201,12 @@ class PhotoPipeline:
             )
         cursor = 0
         for item in pending:
-            count = len(item.regions)
+            count = item.rows
             yield self._photo_answer(item, probabilities[cursor : cursor + count])
             cursor += count
 
     def answer(self, item: Prepared, probabilities: np.ndarray) -> PhotoAnswer:
-        """A prepared photo's answer from its regions' probabilities [regions, classes]."""
+        """A prepared photo's answer from the probabilities of its crops [item.rows, classes]."""
         return self._photo_answer(item, probabilities)
 
     def _photo_answer(self, item: Prepared, probabilities: np.ndarray) -> PhotoAnswer:
@@ -204,6 +217,8 @@ class PhotoPipeline:
             return PhotoAnswer(name, no_face=True)
         names = self.class_names
         bar = self.options.min_confidence
+        whole = probabilities[-1] if item.context else None
+        probabilities = probabilities[: len(item.regions)]
         faces = [
             _face_answer(region.box, region.source, row, names, bar)
             for region, row in zip(item.regions, probabilities)
@@ -211,6 +226,8 @@ class PhotoPipeline:
         photo = photo_probabilities(
             probabilities, [max(1, face.box[2] * face.box[3]) for face in faces], self.options.rule
         )
+        if whole is not None:
+            photo = (1.0 - self.options.context) * np.asarray(photo) + self.options.context * whole
         best = int(np.argmax(photo))
         detected = faces[0].source in (SOURCE_DETECTOR, SOURCE_SECOND_LOOK)
         label = UNCLEAR if bar is not None and photo[best] < bar else names[best]

@@ -145,6 +145,7 @@ def serve(
     detector: str | None,
     align: bool,
     photo_rule: str,
+    context: float,
 ) -> None:
     """Serve a model with TensorFlow Serving's REST API: the packaged model, or the newest
     export under --model. Photos sent to the bytes signature get the answer `emotion-tf
@@ -180,7 +181,7 @@ def serve(
             host,
             port,
             access_log,
-            photo_options(faces, fallback, face_margin, detector, align, photo_rule),
+            photo_options(faces, fallback, face_margin, detector, align, photo_rule, context),
             limits,
             max_request_seconds,
         )
