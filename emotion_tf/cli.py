@@ -360,6 +360,13 @@ MISTAKES_SHOWN = 24  # photos on evaluate's --mistakes sheet
     help=f"Also draw the {MISTAKES_SHOWN} most confident mistakes into this PNG: each photo "
     "with the faces read, its class and what it was read as (also listed in --output).",
 )
+@click.option(
+    "--report",
+    "report_html",
+    type=click.Path(dir_okay=False),
+    help="Also write a self-contained HTML page: the metrics, the confusion matrix, accuracy "
+    "against coverage (to choose --min-confidence) and the most confident mistakes.",
+)
 def evaluate(
     data_dir: str,
     model: str | None,
@@ -375,6 +382,7 @@ def evaluate(
     context: float,
     min_confidence: float | None,
     mistakes_png: str | None,
+    report_html: str | None,
 ) -> None:
     """Accuracy (with 95% intervals), per-class precision/recall/F1, confusion matrix and
     expected calibration error of the model (default: the packaged one) on DATA_DIR.
@@ -384,7 +392,7 @@ def evaluate(
     faces (--photo-rule). Exit status: 0 when every photo was read, 1 when some could not be
     (the metrics then cover the rest), 2 for a usage error.
     """
-    from emotion_tf.evaluate import evaluate_export, format_by_source
+    from emotion_tf.evaluate import evaluate_photos, format_by_source
     from emotion_tf.io_utils import atomic_write_bytes, atomic_write_json
     from emotion_tf.metrics import format_metrics
     from emotion_tf.predictors.resolve import open_model
@@ -400,9 +408,8 @@ def evaluate(
         context,
         min_confidence=min_confidence,
     )
-    metrics = evaluate_export(
-        predictor, Path(data_dir), options, mistakes=MISTAKES_SHOWN if mistakes_png else 0
-    )
+    shown = MISTAKES_SHOWN if mistakes_png or report_html else 0
+    metrics, found = evaluate_photos(predictor, Path(data_dir), options, mistakes=shown)
     if fmt == "json":
         click.echo(json.dumps(metrics, indent=2))
     else:
@@ -413,12 +420,21 @@ def evaluate(
         click.echo(f"{len(metrics['no_face'])} photo(s) without a face, not scored", err=True)
     if output:
         atomic_write_json(Path(output), metrics)
-    if mistakes_png:
+    sheet = None
+    if shown:
         from emotion_tf.report.mistakes import mistakes_sheet
 
-        shown = metrics["mistakes"]
-        atomic_write_bytes(Path(mistakes_png), mistakes_sheet(shown, predictor.class_names))
-        click.echo(f"drew {len(shown)} mistake(s) in {mistakes_png}", err=True)
+        sheet = mistakes_sheet(metrics["mistakes"], predictor.class_names)
+    if mistakes_png and sheet is not None:
+        atomic_write_bytes(Path(mistakes_png), sheet)
+        click.echo(f"drew {len(metrics['mistakes'])} mistake(s) in {mistakes_png}", err=True)
+    if report_html:
+        from emotion_tf.io_utils import atomic_write_text
+        from emotion_tf.report.evaluation import evaluation_page
+
+        page = evaluation_page(metrics, found, predictor.class_names, options, sheet)
+        atomic_write_text(Path(report_html), page)
+        click.echo(f"report in {report_html}", err=True)
     if metrics["errors"]:
         click.echo(f"{len(metrics['errors'])} of {metrics['photos']} photo(s) unreadable", err=True)
         sys.exit(EXIT_UNREADABLE)

@@ -262,9 +262,17 @@ def evaluate_export(
     every photo read by the photo pipeline (`predict_labelled`), including the expected
     calibration error of its confidences (10 bins); with `mistakes`, also that many of the
     most confident mistakes (`most_confident_mistakes`)."""
+    return evaluate_photos(
+        model, data_dir, (options or DEFAULT_OPTIONS).replace(**changes), mistakes
+    )[0]
+
+
+def evaluate_photos(
+    model: Predictor, data_dir: Path, options: PhotoOptions, mistakes: int = 0
+) -> tuple[dict[str, Any], LabelledPredictions]:
+    """`evaluate_export`'s metrics and the per-photo predictions they were made from."""
     from emotion_tf.calibration import expected_calibration_error
 
-    options = (options or DEFAULT_OPTIONS).replace(**changes)
     found = predict_labelled(model, data_dir, options)
     metrics = add_intervals(
         classification_metrics(found.labels, found.probabilities, model.class_names)
@@ -300,4 +308,4 @@ def evaluate_export(
                 "by_source": accuracy_by_source(found),
             }
         )
-    return metrics
+    return metrics, found

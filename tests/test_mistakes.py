@@ -68,3 +68,24 @@ def test_evaluate_draws_and_lists_its_mistakes(tiny_export: Path, tiny_data_dir,
 
     plain = CliRunner().invoke(main, args)
     assert plain.exit_code == 0 and "mistakes" not in json.loads(listed.read_text())
+
+
+def test_evaluate_report_is_one_page_with_accuracy_against_coverage(
+    tiny_export: Path, tiny_data_dir, tmp_path
+) -> None:
+    from emotion_tf.report.html import fmt
+    from tests.test_report import _Page
+
+    page_path, listed = tmp_path / "evaluation.html", tmp_path / "metrics.json"
+    args = ["evaluate", str(tiny_data_dir), "-m", str(tiny_export), "--output", str(listed)]
+    result = CliRunner().invoke(main, [*args, "--report", str(page_path)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(listed.read_text())
+    page = _Page()
+    page.feed(page_path.read_text())
+    assert page.external == []
+    assert {"confusion", "coverage", "mistakes"} <= set(page.images)
+    assert all(src.startswith("data:image/png;base64,") for src in page.images.values())
+    assert page.metrics["accuracy"] == fmt(metrics["accuracy"])
+    assert f"{metrics['photos']} photo(s)" in page_path.read_text()
+    assert f"report in {page_path}" in result.stderr

@@ -25,7 +25,13 @@ from emotion_tf.report.plots import roc_points
 from tests.conftest import tiny_overrides
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-FIGURES = ("curves.png", "confusion_matrix.png", "roc_curve.png", "mistakes.png")
+FIGURES = (
+    "curves.png",
+    "confusion_matrix.png",
+    "roc_curve.png",
+    "accuracy_coverage.png",
+    "mistakes.png",
+)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +108,7 @@ def test_html_is_self_contained_and_its_numbers_match_metrics_json(run_dir: Path
         for j, value in enumerate(row):
             assert int(page.metrics[f"confusion_matrix.{i}.{j}"]) == value
     assert float(page.metrics["accuracy"]) == pytest.approx(metrics["accuracy"], abs=5e-5)
-    assert set(page.images) == {"curves", "confusion", "roc", "mistakes"}
+    assert set(page.images) == {"curves", "confusion", "roc", "coverage", "mistakes"}
     for src in page.images.values():
         assert src.startswith("data:image/png;base64,")
         assert_png(base64.b64decode(src.split(",", 1)[1]))

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 CURVES_PNG = "curves.png"
 CONFUSION_PNG = "confusion_matrix.png"
 ROC_PNG = "roc_curve.png"
+COVERAGE_PNG = "accuracy_coverage.png"
 MISTAKES_PNG = "mistakes.png"
 HTML_FILE = "report.html"
 PREDICTIONS_CSV = "validation_predictions.csv"
@@ -110,6 +111,15 @@ def build_report(
                 plots.roc_curve(predictions.labels, predictions.probabilities, class_names),
             )
         )
+        images.append(
+            (
+                "coverage",
+                "Accuracy against coverage",
+                plots.risk_coverage_curve(
+                    predictions.labels, predictions.probabilities, "Abstaining (validation)"
+                ),
+            )
+        )
         paths = _paths_of(validation, len(predictions.labels))
         captions = [
             f"{_short_name(paths, m.position)}\ntrue {class_names[m.true_index]}, "
@@ -132,6 +142,7 @@ def build_report(
         "curves": CURVES_PNG,
         "confusion": CONFUSION_PNG,
         "roc": ROC_PNG,
+        "coverage": COVERAGE_PNG,
         "mistakes": MISTAKES_PNG,
     }
     files = []

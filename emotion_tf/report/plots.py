@@ -1,4 +1,5 @@
-"""Figures of a run as PNG bytes: training curves, confusion matrix, ROC curve, mistakes grid.
+"""Figures as PNG bytes: training curves, confusion matrix, ROC curve, accuracy against
+coverage, mistakes grid.
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot, no display, no
 global state), so they work on headless servers and inside training jobs.
@@ -127,6 +128,41 @@ def roc_curve(labels: np.ndarray, probabilities: np.ndarray, class_names: list[s
     axes.set_title("ROC curve (validation)")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
+    return _png(figure)
+
+
+def risk_coverage_curve(labels: np.ndarray, probabilities: np.ndarray, title: str) -> bytes:
+    """Accuracy on the photos kept when abstaining on the least confident ones, against the
+    share kept (coverage), with the confidence bar (`--min-confidence`) at 90% and 80%."""
+    from emotion_tf.metrics import risk_coverage
+
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    confidence = probabilities.max(axis=1)
+    right = probabilities.argmax(axis=1) == np.asarray(labels)
+    order = np.argsort(-confidence, kind="stable")
+    kept = np.arange(1, len(order) + 1)
+    accuracy = np.cumsum(right[order]) / kept
+    figure = Figure(figsize=(6, 4.2))
+    axes = figure.add_subplot(1, 1, 1)
+    start = min(len(order) - 1, max(0, len(order) // 10 - 1))  # below 10% the curve is noise
+    axes.plot(kept[start:] / len(order), 100 * accuracy[start:], color=VAL_COLOUR, linewidth=2)
+    for point in risk_coverage(labels, probabilities):
+        if round(point["coverage"], 2) in (0.8, 0.9):
+            axes.plot(point["coverage"], 100 * point["accuracy"], "o", color=TRAIN_COLOUR)
+            axes.annotate(
+                f"{point['coverage']:.0%}: {point['accuracy']:.1%}\n"
+                f"(--min-confidence {point['min_confidence']:.3f})",
+                (point["coverage"], 100 * point["accuracy"]),
+                textcoords="offset points",
+                xytext=(-10, 12),
+                ha="right",
+                fontsize=8,
+            )
+    axes.set_xlim(0.0, 1.02)
+    axes.set_xlabel("coverage (share of photos answered, most confident first)")
+    axes.set_ylabel("accuracy on the answered photos (%)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
     return _png(figure)
 
 
