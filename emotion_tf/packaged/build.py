@@ -17,6 +17,8 @@ RUN_METRIC_KEYS = ("accuracy", "balanced_accuracy", "roc_auc", "count", "per_cla
 # any copy of step 1's run has the packaged file's recipe hash.
 PLACE_KEYS = (
     ("data", "data_dir"),
+    ("data", "more_dirs"),
+    ("data", "face_cache"),
     ("train", "init_from"),
     ("train", "run_dir"),
     ("train", "export_dir"),
