@@ -67,7 +67,7 @@ def test_packaged_model_is_small_and_answers_with_no_model_named(example_dir: Pa
 
     assert PACKAGED_MODEL_FILE.stat().st_size <= 10_000_000
     meta = read_metadata(PACKAGED_MODEL_FILE)  # the committed config rebuilds the committed model
-    committed = load_config(REPO_ROOT / "configs/packaged-web.yaml")
+    committed = load_config(REPO_ROOT / "configs/packaged-web-both.yaml")
     assert recipe_differences(meta["config"], committed) == []
     model = emotion_tf.load()
     assert model.class_names == ["happy", "sad"]
