@@ -74,9 +74,12 @@ def test_packaged_model_is_small_and_answers_with_no_model_named(example_dir: Pa
     answer = model.predict_photo(example_dir / "photo.jpg")
     assert answer.ok and answer.faces == 1 and answer.label in ("happy", "sad")
     assert FaceBox(*answer.box).iou(FaceBox(200, 120, 160, 160)) > 0.5  # the pasted face
-    with Image.open(example_dir / "face.png") as crop:
+    with Image.open(example_dir / "face.png") as crop:  # a 48 x 48 FER2013 crop
         direct = model.predict(crop)
-    assert direct.faces[0].source == "crop"
+        whole = model.predict(crop, faces="none")
+    # Read whole as a face crop where no face is found in it, else cut from the face found.
+    assert direct.faces[0].source in ("crop", "detector")
+    assert whole.faces[0].source == "crop" and whole.faces[0].box == [0, 0, 48, 48]
 
 
 def test_predict_command_uses_the_packaged_model_when_none_is_named(example_dir: Path) -> None:
