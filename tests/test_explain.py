@@ -92,10 +92,12 @@ def test_explain_whole_photos_through_the_detector(run, faces, tmp_path: Path) -
     clutter(51).save(empty)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG broken")
+    crop = tmp_path / "crop.png"  # small, no face found in it: read whole as a face crop
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48), np.uint8)).save(crop)
     out = tmp_path / "out"
     results = explain_paths(
         load_keras_model(run.run_dir),
-        [str(photo), str(empty), str(broken), str(faces[2])],
+        [str(photo), str(empty), str(broken), str(crop)],
         out,
         classes=["sad"],
         options=PhotoOptions(fallback="none"),
@@ -114,9 +116,9 @@ def test_explain_whole_photos_through_the_detector(run, faces, tmp_path: Path) -
     for name in ("two_gradcam.png", "two_gradcam_sad.png"):
         with Image.open(out / name) as whole:
             assert whole.size == (640, 480)
-    crop_items = by_path[faces[2].name]  # a FER crop: used whole, no whole-photo overlay
-    assert all(item.box == [0, 0, 48, 48] for item in crop_items)
-    assert not (out / f"{faces[2].stem}_gradcam.png").exists()
+    crop_items = by_path[crop.name]  # a face crop: used whole, no whole-photo overlay
+    assert crop_items and all(item.box == [0, 0, 48, 48] for item in crop_items)
+    assert not (out / f"{crop.stem}_gradcam.png").exists()
     listed = json.loads((out / "explanations.json").read_text())
     assert len(listed) == len(results)
 
