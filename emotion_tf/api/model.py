@@ -69,7 +69,8 @@ class EmotionModel:
         like a face crop), "detect" (always find faces) or "none" (classify the whole image).
         Every option left out takes the photo pipeline's default, as the CLI does."""
         options = _options(batch_size, faces, fallback, margin, max_pixels, detector, align)
-        options = options.replace(min_confidence=min_confidence)
+        # Per-face answers only: the whole photo's own answer (context) would be read for nothing.
+        options = options.replace(min_confidence=min_confidence, context=0.0)
         results = [_image_prediction(a) for a in self._answers(inputs, options)]
         return results if is_many(inputs) else _single(results)
 

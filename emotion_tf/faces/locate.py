@@ -93,12 +93,10 @@ def whole_image_box(image: np.ndarray) -> FaceBox:
 
 def looks_like_crop(shape: tuple[int, ...], boxes: list[FaceBox]) -> bool:
     """True when an image of `shape` in which the detector found `boxes` is already a face crop."""
-    height, width = shape[:2]
-    if min(height, width) < 1 or boxes:
+    longest, shortest = max(shape[:2]), min(shape[:2])
+    if boxes or shortest < 1:
         return False
-    return max(height, width) <= CROP_MAX_SIDE and max(height, width) / min(height, width) <= (
-        CROP_MAX_ASPECT
-    )
+    return longest <= CROP_MAX_SIDE and longest / shortest <= CROP_MAX_ASPECT
 
 
 def locate_faces(
